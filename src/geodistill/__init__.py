@@ -1,0 +1,2 @@
+"""GeoDistill replication."""
+__version__ = "0.1.0"

@@ -1,0 +1,25 @@
+"""Shared fixtures: the smoke preset, shrunk further where a test needs it."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from geodistill.config import Params, load_params
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def smoke_params() -> Params:
+    return load_params(REPO / "configs" / "smoke.yaml")
+
+
+@pytest.fixture(scope="session")
+def plain_params(smoke_params: Params) -> Params:
+    """Smoke preset with every appearance knob off: both views show the world's true colours."""
+    look = smoke_params.synth.appearance.model_copy(update=dict(
+        exposure_jitter=0.0, sat_colour_jitter=0.0, sat_shadow_strength=0.0,
+        sat_noise_std=0.0, pano_noise_std=0.0, haze_m=1e9))
+    synth = smoke_params.synth.model_copy(update=dict(appearance=look, jpeg_quality=100))
+    return smoke_params.model_copy(update=dict(synth=synth))
