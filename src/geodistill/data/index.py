@@ -1,0 +1,133 @@
+"""The sample table every later stage reads: one row per positive sample and protocol.
+
+    geodistill index --config params.yaml --root data/world --out data/index.csv
+
+Columns: pano_path, sat_path, city, split (train|val|test), area (same|cross), gt_row, gt_col
+(camera pixel in the satellite tile as stored), mpp (metres per pixel of that tile), yaw_deg,
+sat_size. Only the positive (first) satellite of each label line is used.
+
+- same-area: for each of `index.same_area_cities`, the same-area train list is split into
+  train/val and the same-area test list is `test`;
+- cross-area: the full list (pano_label_balanced) of each `index.cross_area_train` city is
+  split into train/val, that of each `index.cross_area_test` city is `test`.
+The val share is `index.val_fraction` of each list, drawn from a generator seeded by
+(`index.seed`, CRC32 of "<area>/<city>"), so it never depends on process or dict order.
+
+Tile side and metres per pixel come from <root>/dataset.json when the root has one (synthetic
+world), else from `index.sat_size` and `index.mpp[<city>]` (real VIGOR). VIGOR panoramas are
+north-aligned (north at the centre column), so yaw_deg is 0.0 for every row.
+"""
+from __future__ import annotations
+
+import json
+import os
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from geodistill.config import IndexParams
+from geodistill.data.vigor import (DATASET_JSON, SPLIT_DIR, FormatError, city_dirs, label_path, pano_path,
+                                   read_labels, sat_path)
+from geodistill.geometry import label_to_pixel
+
+COLUMNS = ["pano_path", "sat_path", "city", "split", "area", "gt_row", "gt_col", "mpp", "yaw_deg", "sat_size"]
+AREAS = ["same", "cross"]
+SPLITS = ["train", "val", "test"]
+
+
+def build_index(root: Path, params: IndexParams) -> pd.DataFrame:
+    """Read a VIGOR-layout root and return the sample table (columns COLUMNS, deterministic order)."""
+    root = Path(root)
+    _check_cities(root, params)
+    tiles = _tile_geometry(root, params)
+    same, train, test = (list(dict.fromkeys(cs)) for cs in
+                         (params.same_area_cities, params.cross_area_train, params.cross_area_test))
+    jobs = ([("same", c, "train", True) for c in same] + [("same", c, "test", False) for c in same]
+            + [("cross", c, "all", True) for c in train] + [("cross", c, "all", False) for c in test])
+    parts = [_rows(root, area, city, which, trainable, params, *tiles(city))
+             for area, city, which, trainable in jobs]
+    table = pd.concat(parts, ignore_index=True)[COLUMNS]
+    key = pd.DataFrame({"area": table.area.map(AREAS.index), "city": table.city,
+                        "split": table.split.map(SPLITS.index), "line": np.arange(len(table))})
+    return table.loc[key.sort_values(list(key.columns)).index].reset_index(drop=True)
+
+
+def _check_cities(root: Path, params: IndexParams) -> None:
+    available = city_dirs(root)
+    named = dict.fromkeys(params.same_area_cities + params.cross_area_train + params.cross_area_test)
+    unknown = [c for c in named if c not in available]
+    if unknown:
+        raise FormatError(f"{root / SPLIT_DIR}: no label directory for {', '.join(unknown)} named in "
+                          f"index params (available: {', '.join(available) or 'none'})")
+
+
+def _tile_geometry(root: Path, params: IndexParams):
+    """A function city -> (tile side in pixels, metres per pixel), from dataset.json or params."""
+    meta_path = root / DATASET_JSON
+    if not meta_path.is_file():
+        def from_params(city: str) -> tuple[int, float]:
+            if city not in params.mpp:
+                raise FormatError(f"no metres per pixel for city {city!r}: add it to index.mpp "
+                                  f"(the root has no {DATASET_JSON})")
+            return params.sat_size, params.mpp[city]
+        return from_params
+
+    try:
+        meta = json.loads(meta_path.read_text())
+        size, cities = int(meta["sat_size"]), meta["cities"]
+    except (ValueError, KeyError, TypeError) as e:
+        raise FormatError(f"{meta_path}: not a valid dataset description ({type(e).__name__}: {e})") from None
+
+    def from_meta(city: str) -> tuple[int, float]:
+        try:
+            return size, float(cities[city]["mpp"])
+        except (KeyError, TypeError, ValueError):
+            raise FormatError(f"{meta_path}: no cities.{city}.mpp entry") from None
+    return from_meta
+
+
+def _rows(root: Path, area: str, city: str, which: str, trainable: bool, params: IndexParams,
+          size: int, mpp: float) -> pd.DataFrame:
+    lines = read_labels(label_path(root, city, which))
+    if trainable:
+        split = _train_val(len(lines), params.val_fraction, params.seed, f"{area}/{city}")
+    else:
+        split = ["test"] * len(lines)
+    pixels = [label_to_pixel(*ln.deltas[0], size) for ln in lines]
+    return pd.DataFrame({
+        "pano_path": [str(pano_path(root, city, ln.pano)) for ln in lines],
+        "sat_path": [str(sat_path(root, city, ln.sats[0])) for ln in lines],
+        "city": city, "split": split, "area": area,
+        "gt_row": np.array([p[0] for p in pixels], dtype=np.float64),
+        "gt_col": np.array([p[1] for p in pixels], dtype=np.float64),
+        "mpp": float(mpp), "yaw_deg": 0.0, "sat_size": int(size),
+    }, columns=COLUMNS)
+
+
+def _train_val(n: int, val_fraction: float, seed: int, key: str) -> list[str]:
+    """'train'/'val' per line; exactly round(n * val_fraction) lines go to val."""
+    rng = np.random.default_rng([seed, zlib.crc32(key.encode())])
+    split = np.full(n, "train", dtype=object)
+    split[rng.permutation(n)[:round(n * val_fraction)]] = "val"
+    return split.tolist()
+
+
+def write_index(table: pd.DataFrame, out: Path) -> None:
+    """Write the table as CSV atomically (temp file + rename); floats round-trip exactly."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(out.suffix + ".tmp")
+    table.to_csv(tmp, index=False, float_format=None)  # None: shortest repr, read back bit-exact
+    os.replace(tmp, out)
+
+
+def summarize(table: pd.DataFrame) -> str:
+    """Sample counts per area x city (rows) and split (columns), with totals."""
+    if table.empty:
+        return "no samples"
+    counts = pd.crosstab([table.area, table.city], table.split, margins=True, margins_name="total")
+    cols = [s for s in SPLITS if s in counts.columns] + ["total"]
+    rows = sorted(counts.index[:-1], key=lambda k: (AREAS.index(k[0]) if k[0] in AREAS else 99, k[1]))
+    return counts.loc[rows + [counts.index[-1]], cols].to_string()
