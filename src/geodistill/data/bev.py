@@ -1,0 +1,121 @@
+"""Pre-render every indexed panorama to a metric bird's-eye view, once, packed in one array.
+
+    geodistill render-bev --config params.yaml --index data/index.csv --out data/bev
+
+Writes `<out>/bev.npy` ((N, size, size, 3) uint8, RGB, memory-mappable) and `<out>/panos.csv`
+(pano_path -> row of bev.npy). The BEV grid follows geometry.bev_ground_coords: camera at
+pixel (size/2, size/2), north up, `mpp` metres per pixel, flat ground `camera_height_m` below.
+JPEGs are decoded at a reduced size (OpenCV's IMREAD_REDUCED_*) when the BEV does not need the
+full resolution, which is most of the cost saved. The output directory is replaced atomically.
+"""
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from geodistill.geometry import render_bev
+
+_REDUCED = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
+            8: cv2.IMREAD_REDUCED_COLOR_8}
+
+
+class ImageError(ValueError):
+    """An image that cannot be used; the message names the file."""
+
+
+def reduction_for(width: int, needed: int) -> int:
+    """Largest JPEG reduction factor (1, 2, 4, 8) that keeps at least `needed` columns.
+
+    A BEV of side `size` needs about pi*size panorama columns to resolve its outer ring, more
+    than VIGOR has for a 512 BEV; the authors render from 640-wide panoramas. `needed` is the
+    `bev.min_pano_width` param: the trade-off between decode time and far-field detail.
+    """
+    factor = 1
+    for f in (2, 4, 8):
+        if width // f >= needed:
+            factor = f
+    return factor
+
+
+def read_panorama(path: str | Path, reduce: int = 1) -> np.ndarray:
+    """(H, W, 3) RGB uint8; raises ImageError naming the file if it is missing or corrupt."""
+    image = cv2.imread(str(path), _REDUCED[reduce])
+    if image is None:
+        raise ImageError(f"cannot read panorama {path} (missing or corrupt)")
+    h, w = image.shape[:2]
+    if w != 2 * h:
+        raise ImageError(f"panorama {path} is {w}x{h}, not equirectangular (width = 2 x height)")
+    return image[..., ::-1]
+
+
+def _jpeg_width(path: str) -> int:
+    """Width from the JPEG header without decoding (SOF marker), 0 if not found."""
+    with open(path, "rb") as f:
+        data = f.read(65536)
+    i = 2
+    while i + 9 < len(data):
+        if data[i] != 0xFF:
+            return 0
+        marker, length = data[i + 1], int.from_bytes(data[i + 2:i + 4], "big")
+        if marker in (0xC0, 0xC1, 0xC2):
+            return int.from_bytes(data[i + 7:i + 9], "big")
+        i += 2 + length
+    return 0
+
+
+_JOB: dict = {}
+
+
+def _render(path: str) -> np.ndarray:
+    size, mpp, cam_h = _JOB["size"], _JOB["mpp"], _JOB["cam_h"]
+    is_jpeg = path.lower().endswith((".jpg", ".jpeg"))
+    reduce = reduction_for(_jpeg_width(path), _JOB["min_width"]) if is_jpeg else 1
+    return render_bev(read_panorama(path, reduce), size, mpp, cam_h)
+
+
+def render_all(paths: list[str], size: int, mpp: float, cam_h: float, out: Path, min_pano_width: int,
+               workers: int = 0) -> Path:
+    """Render `paths` into `<out>/bev.npy` + `<out>/panos.csv`; returns `out`."""
+    if size <= 0 or mpp <= 0 or cam_h <= 0:
+        raise ValueError(f"BEV size, mpp and camera height must be positive, got {size}, {mpp}, {cam_h}")
+    workers = workers or os.cpu_count() or 1
+    partial = out.with_name(out.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    array = np.lib.format.open_memmap(partial / "bev.npy", mode="w+", dtype=np.uint8,
+                                      shape=(len(paths), size, size, 3))
+    _JOB.update(size=size, mpp=mpp, cam_h=cam_h, min_width=min_pano_width)
+    bar = dict(total=len(paths), desc="render-bev", unit="pano", disable=None)
+    try:
+        if workers <= 1:
+            results = map(_render, paths)
+        else:
+            pool = mp.get_context("fork").Pool(workers)
+            results = pool.imap(_render, paths, chunksize=16)
+        for i, bev in enumerate(tqdm(results, **bar)):
+            array[i] = bev
+        if workers > 1:
+            pool.close()
+            pool.join()
+    finally:
+        _JOB.clear()
+    array.flush()
+    del array
+    pd.DataFrame({"pano_path": paths}).to_csv(partial / "panos.csv", index_label="row")
+    if out.exists():
+        shutil.rmtree(out)
+    partial.rename(out)
+    return out
+
+
+def load_bev(folder: Path) -> tuple[np.ndarray, dict[str, int]]:
+    """Memory-mapped BEV array and the pano_path -> row lookup written by render_all."""
+    rows = pd.read_csv(folder / "panos.csv")
+    return np.load(folder / "bev.npy", mmap_mode="r"), dict(zip(rows.pano_path, rows.row))
