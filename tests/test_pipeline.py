@@ -1,12 +1,14 @@
 """`dvc repro` end to end on the smoke preset, in a scratch copy of the project."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from conftest import REPO
@@ -31,5 +33,10 @@ def test_dvc_repro_smoke(tmp_path):
     assert set(table.area) == {"same", "cross"} and set(table.split) == {"train", "val", "test"}
     assert all((tmp_path / p).is_file() for p in table.pano_path.head(5))
     assert (tmp_path / "dvc.lock").is_file()
+    bev = np.load(tmp_path / "data" / "bev" / "bev.npy", mmap_mode="r")
+    assert bev.shape[0] == table.pano_path.nunique()
+    metrics = json.loads((tmp_path / "reports" / "metrics" / "orientation.json").read_text())
+    assert set(metrics) == {"same", "cross"} and all(0 <= m["mean_deg"] <= 180 for m in metrics.values())
+    assert "orientation.json" in _run(dvc + ["metrics", "show"], tmp_path)
     assert "up to date" in _run(dvc + ["repro"], tmp_path)     # nothing reruns on unchanged params
     assert "up to date" in _run(dvc + ["status"], tmp_path)

@@ -4,6 +4,10 @@
     geodistill synth --config params.yaml --out data/world
     geodistill index --config params.yaml --root data/world --out data/index.csv
     geodistill verify-data --config params.yaml --root data/world
+    geodistill render-bev --config params.yaml --index data/index.csv --out data/bev
+    geodistill train-orientation --config params.yaml --index data/index.csv --bev data/bev \
+        --out data/orientation --metrics reports/metrics/orientation.json
+    geodistill bev --pano FILE.jpg --out FILE.png --size 512 --mpp 0.1 --camera-height 2
 
 Invalid params fail before any work starts, with one line per problem naming the key.
 """
@@ -38,10 +42,11 @@ def _friendly(fn):
     """Turn known bad-input errors into a one-line message and exit code 2."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        from geodistill.data.bev import ImageError
         from geodistill.data.vigor import FormatError
         try:
             return fn(*args, **kwargs)
-        except (ConfigError, UserError, FormatError, FileNotFoundError) as e:
+        except (ConfigError, UserError, FormatError, ImageError, FileNotFoundError) as e:
             typer.echo(f"error: {e}", err=True)
             raise typer.Exit(2) from None
     return wrapper
@@ -90,6 +95,64 @@ def verify_data(config: Path = ConfigOpt,
     typer.echo(report.format())
     if report.problems:
         raise typer.Exit(1)
+
+
+@app.command("render-bev")
+@_friendly
+def render_bev_stage(config: Path = ConfigOpt,
+                     index: Path = typer.Option(Path("data/index.csv"), help="sample table"),
+                     out: Path = typer.Option(Path("data/bev"), help="folder to write (replaced whole)")):
+    """Pre-render every indexed panorama to a metric BEV image (packed in one array)."""
+    import pandas as pd
+
+    from geodistill.data.bev import render_all
+    p = _params(config).bev
+    if not index.is_file():
+        raise UserError(f"sample table not found: {index} (run `geodistill index` first)")
+    paths = sorted(pd.read_csv(index).pano_path.unique())
+    render_all(paths, p.size, p.mpp, p.camera_height_m, out, p.min_pano_width, p.workers)
+    typer.echo(f"{len(paths)} BEV images ({p.size}x{p.size}, {p.mpp} m/px) -> {out}")
+
+
+@app.command("train-orientation")
+@_friendly
+def train_orientation_stage(config: Path = ConfigOpt,
+                            index: Path = typer.Option(Path("data/index.csv"), help="sample table"),
+                            bev: Path = typer.Option(Path("data/bev"), help="output of render-bev"),
+                            out: Path = typer.Option(Path("data/orientation"), help="checkpoints and predictions"),
+                            metrics: Path = typer.Option(Path("reports/metrics/orientation.json"))):
+    """Train the orientation network per area protocol; write test metrics (wrap-around errors)."""
+    from geodistill.training.orientation import train_orientation
+    params = _params(config)
+    for path, what in ((index, "sample table"), (bev / "bev.npy", "BEV array")):
+        if not path.is_file():
+            raise UserError(f"{what} not found: {path}")
+    result = train_orientation(index, bev, out, metrics, params.orientation, params.bev)
+    for area, m in result.items():
+        typer.echo(f"{area}-area test: mean {m['mean_deg']:.2f} deg, median {m['median_deg']:.2f} deg, "
+                   f"within 5 deg {100 * m['within_5_deg']:.1f}% (uniform guess {m['uniform_guess_mean_deg']:.1f})")
+
+
+@app.command()
+@_friendly
+def bev(pano: Path = typer.Option(..., help="equirectangular panorama (W = 2H)"),
+        out: Path = typer.Option(..., help="BEV image to write (.png/.jpg)"),
+        size: int = typer.Option(512, help="BEV side in pixels"),
+        mpp: float = typer.Option(0.1, help="metres per BEV pixel"),
+        camera_height: float = typer.Option(2.0, help="camera height above the ground (m)"),
+        yaw: float = typer.Option(0.0, help="heading of the panorama's centre column, degrees clockwise from north")):
+    """One panorama -> its metric bird's-eye view (north up, camera at the centre), to inspect data."""
+    import cv2
+
+    from geodistill.data.bev import read_panorama
+    from geodistill.geometry import render_bev
+    if size <= 0 or mpp <= 0 or camera_height <= 0:
+        raise UserError(f"--size, --mpp and --camera-height must be positive, got {size}, {mpp}, {camera_height}")
+    image = render_bev(read_panorama(pano), size, mpp, camera_height, yaw)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(out), image[..., ::-1]):
+        raise UserError(f"cannot write {out} (unknown image extension?)")
+    typer.echo(f"{pano} -> {out} ({size}x{size}, {mpp} m/px)")
 
 
 def main() -> None:  # pragma: no cover - console entry

@@ -124,9 +124,43 @@ class IndexParams(Section):
         return self
 
 
+class BevParams(Section):
+    """Metric bird's-eye views pre-rendered from the panoramas (stage render-bev)."""
+
+    size: int = Field(ge=8, le=2048, description="BEV side in pixels")
+    mpp: float = Field(gt=0, le=2, description="metres per BEV pixel")
+    camera_height_m: float = Field(gt=0, le=10)
+    min_pano_width: int = Field(ge=16, description="JPEGs are decoded at the smallest reduced size at least this wide")
+    workers: int = Field(ge=0, description="render processes; 0 = one per CPU core")
+
+
+class OrientationParams(Section):
+    """Yaw from BEV + satellite (stage train-orientation), REFERENCE.md section 3."""
+
+    seed: int = Field(ge=0)
+    areas: list[Literal["same", "cross"]] = Field(min_length=1, description="protocols to train and test")
+    backbone: str = Field(min_length=1, description="timm model name, one encoder per view")
+    pretrained: bool
+    weights: str | None = Field(description="local timm checkpoint file for offline pretrained weights")
+    input_size: int = Field(ge=32, multiple_of=32, description="side both views are resized to (pixels)")
+    range_deg: float = Field(gt=0, le=180, description="yaw drawn in [-range, range); 180 = full circle")
+    bins: int = Field(ge=2, description="angle classes over the range")
+    label_sigma_bins: float = Field(gt=0, description="width of the soft Gaussian label")
+    hidden: list[Annotated[int, Field(ge=1)]] = Field(min_length=1, description="MLP widths after the conv")
+    epochs: int = Field(ge=1)
+    batch_size: int = Field(ge=1)
+    lr: float = Field(gt=0)
+    weight_decay: float = Field(ge=0)
+    grad_clip: float = Field(gt=0)
+    max_train_samples: int = Field(ge=0, description="cap on training samples per epoch; 0 = all")
+    threads: int = Field(ge=0, description="torch CPU threads; 0 = torch's default")
+
+
 class Params(Section):
     synth: SynthParams
     index: IndexParams
+    bev: BevParams
+    orientation: OrientationParams
 
 
 def _describe(err: dict, model: type[BaseModel]) -> str:

@@ -1,0 +1,53 @@
+"""Checkpoints that are written atomically and resumed only under the same params.
+
+    ckpt = Checkpointer(folder, params_key)      # params_key: a dict of every setting that matters
+    state = ckpt.load_last()                      # None, or the state dict of an unfinished run
+    ckpt.save("last", {...}); ckpt.save("best", {...})
+
+A checkpoint records a hash of `params_key`; a checkpoint left by different params is ignored
+(and reported), so a DVC `persist: true` output never resumes the wrong experiment.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+
+import torch
+
+log = logging.getLogger(__name__)
+
+
+def params_hash(key: dict) -> str:
+    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+class Checkpointer:
+    def __init__(self, folder: Path, params_key: dict):
+        self.folder = Path(folder)
+        self.hash = params_hash(params_key)
+
+    def path(self, name: str) -> Path:
+        return self.folder / f"{name}.pt"
+
+    def save(self, name: str, state: dict) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        tmp = self.path(name).with_suffix(".pt.tmp")
+        torch.save({**state, "params_hash": self.hash}, tmp)
+        os.replace(tmp, self.path(name))
+
+    def load(self, name: str) -> dict | None:
+        path = self.path(name)
+        if not path.is_file():
+            return None
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as e:  # a checkpoint cut short by a crash: start over, say so
+            log.warning("ignoring unreadable checkpoint %s (%s)", path, e)
+            return None
+        if state.get("params_hash") != self.hash:
+            log.warning("ignoring %s: it was written with different params", path)
+            return None
+        return state

@@ -1,0 +1,202 @@
+"""Train and evaluate the orientation network, one model per area protocol.
+
+    geodistill train-orientation --config params.yaml --index data/index.csv --bev data/bev \
+        --out data/orientation --metrics reports/metrics/orientation.json
+
+Yaw augmentation rotates the cached BEV about the camera instead of re-projecting: the naive
+(north-at-centre) BEV of a panorama whose centre column heads at yaw psi is the true BEV rotated
+counter-clockwise by psi. Every BEV is cut to a disc so that the empty corners of a rotated image
+cannot reveal the angle. Training yaws are drawn from (seed, epoch, sample); validation and test
+yaws are fixed per sample. Each epoch logs one line and saves `last.pt`; the best validation
+error is kept in `best.pt`; a rerun resumes from `last.pt` when the params are unchanged.
+Outputs per area in `<out>/<area>/`: best.pt, last.pt, history.csv, test_predictions.csv.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from geodistill.config import BevParams, OrientationParams
+from geodistill.metrics import orientation_metrics
+from geodistill.models.orientation import AngleBins, OrientationNet
+from geodistill.training.checkpoint import Checkpointer
+
+log = logging.getLogger(__name__)
+TEST_STREAM, VAL_STREAM = 1_000_001, 1_000_002     # rng streams of the fixed evaluation yaws
+
+
+def rotate_bev(bev: np.ndarray, yaw_deg: float) -> np.ndarray:
+    """Naive BEV of the same panorama rolled so that its centre column heads at yaw_deg."""
+    size = bev.shape[0]
+    m = cv2.getRotationMatrix2D((size / 2, size / 2), float(yaw_deg), 1.0)  # + = counter-clockwise
+    return cv2.warpAffine(bev, m, (size, size), flags=cv2.INTER_LINEAR, borderValue=(0, 0, 0))
+
+
+def disc_mask(size: int) -> np.ndarray:
+    """(size, size, 1) uint8: 1 inside the disc centred on the camera, touching the edges."""
+    yy, xx = np.mgrid[0:size, 0:size]
+    return ((np.hypot(yy - size / 2, xx - size / 2) <= size / 2 - 1)[..., None]).astype(np.uint8)
+
+
+@dataclass
+class Samples:
+    """One split of one area: satellite tiles (cached in memory) and BEVs from the packed array."""
+
+    rows: pd.DataFrame
+    bev: np.ndarray
+    bev_row: dict
+    input_size: int
+
+    def __post_init__(self):
+        self._tiles: dict[str, np.ndarray] = {}
+        self._disc = disc_mask(self.bev.shape[1])
+        missing = [p for p in self.rows.pano_path if p not in self.bev_row]
+        if missing:
+            raise ValueError(f"{len(missing)} panoramas have no pre-rendered BEV (first: {missing[0]}); "
+                             "rerun render-bev on this index")
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def _tile(self, path: str) -> np.ndarray:
+        if path not in self._tiles:
+            image = cv2.imread(path, cv2.IMREAD_COLOR)
+            if image is None:
+                raise ValueError(f"cannot read satellite image {path} (missing or corrupt)")
+            self._tiles[path] = cv2.resize(image[..., ::-1], (self.input_size, self.input_size),
+                                           interpolation=cv2.INTER_AREA)
+        return self._tiles[path]
+
+    def batch(self, idx: np.ndarray, yaws: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, S, S, 3) uint8 satellite and rotated BEV images for sample indices and yaws."""
+        sats, bevs = [], []
+        for i, yaw in zip(idx, yaws):
+            row = self.rows.iloc[int(i)]
+            sats.append(self._tile(row.sat_path))
+            bev = rotate_bev(np.asarray(self.bev[self.bev_row[row.pano_path]]), yaw) * self._disc
+            if bev.shape[0] != self.input_size:
+                bev = cv2.resize(bev, (self.input_size, self.input_size), interpolation=cv2.INTER_AREA)
+            bevs.append(bev)
+        return torch.from_numpy(np.stack(sats)), torch.from_numpy(np.stack(bevs))
+
+
+def fixed_yaws(n: int, seed: int, stream: int, range_deg: float) -> np.ndarray:
+    return np.random.default_rng([seed, stream]).uniform(-range_deg, range_deg, size=n)
+
+
+@torch.no_grad()
+def predict(model: OrientationNet, data: Samples, yaws: np.ndarray, bins: AngleBins, batch_size: int) -> np.ndarray:
+    model.eval()
+    out = []
+    for start in range(0, len(data), batch_size):
+        idx = np.arange(start, min(start + batch_size, len(data)))
+        sat, bev = data.batch(idx, yaws[idx])
+        out.append(bins.decode(model(sat, bev)).numpy())
+    return np.concatenate(out) if out else np.zeros(0)
+
+
+def train_area(area: str, index: pd.DataFrame, bev: np.ndarray, bev_row: dict, p: OrientationParams,
+               bev_params: BevParams, folder: Path) -> dict:
+    """Train on the area's train split, select on val, evaluate on test; returns test metrics."""
+    splits = {s: Samples(index[(index.area == area) & (index.split == s)].reset_index(drop=True), bev, bev_row,
+                         p.input_size) for s in ("train", "val", "test")}
+    for s, data in splits.items():
+        if len(data) == 0:
+            raise ValueError(f"the index has no {area}-area {s} samples")
+    bins = AngleBins(p.range_deg, p.bins, p.label_sigma_bins)
+    torch.manual_seed(p.seed)
+    model = OrientationNet(p.backbone, p.input_size, p.bins, p.hidden, p.pretrained, p.weights)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=p.lr, weight_decay=p.weight_decay)
+    n_train = len(splits["train"]) if p.max_train_samples == 0 else min(p.max_train_samples, len(splits["train"]))
+    steps = -(-n_train // p.batch_size)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=p.epochs * steps)
+    samples = "\n".join(f"{s}:{path}" for s in ("train", "val") for path in splits[s].rows.pano_path)
+    ckpt = Checkpointer(folder, {"area": area, "orientation": p.model_dump(), "bev": bev_params.model_dump(),
+                                 "samples": hashlib.sha256(samples.encode()).hexdigest()})
+    val_yaws = fixed_yaws(len(splits["val"]), p.seed, VAL_STREAM, p.range_deg)
+    history, start_epoch, best = [], 0, float("inf")
+    state = ckpt.load("last")
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        start_epoch, best, history = state["epoch"] + 1, state["best"], state["history"]
+        log.info("orientation[%s]: resuming after epoch %d", area, state["epoch"] + 1)
+
+    for epoch in range(start_epoch, p.epochs):
+        t0 = time.perf_counter()
+        model.train()
+        rng = np.random.default_rng([p.seed, epoch])
+        order = rng.permutation(len(splits["train"]))[:n_train]
+        yaws = rng.uniform(-p.range_deg, p.range_deg, size=n_train)
+        total = 0.0
+        for s in tqdm(range(steps), desc=f"orientation[{area}] epoch {epoch + 1}", leave=False, disable=None):
+            idx, yaw = order[s * p.batch_size:(s + 1) * p.batch_size], yaws[s * p.batch_size:(s + 1) * p.batch_size]
+            sat, bev_img = splits["train"].batch(idx, yaw)
+            logits = model(sat, bev_img)
+            loss = -(bins.soft_labels(torch.from_numpy(yaw)) * logits.log_softmax(dim=1)).sum(dim=1).mean()
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"orientation[{area}]: loss is {loss.item()} at epoch {epoch + 1}, "
+                                         f"step {s}; last good checkpoint kept in {ckpt.path('last')}")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), p.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            total += loss.item() * len(idx)
+        val = orientation_metrics(predict(model, splits["val"], val_yaws, bins, p.batch_size), val_yaws)
+        history.append({"epoch": epoch + 1, "train_loss": total / n_train, "val_mean_deg": val["mean_deg"],
+                        "val_median_deg": val["median_deg"], "lr": scheduler.get_last_lr()[0],
+                        "seconds": time.perf_counter() - t0})
+        log.info("orientation[%s] epoch %d/%d: loss %.4f, val mean %.2f deg, median %.2f deg (%.0fs)", area,
+                 epoch + 1, p.epochs, history[-1]["train_loss"], val["mean_deg"], val["median_deg"],
+                 history[-1]["seconds"])
+        if val["mean_deg"] < best:
+            best = val["mean_deg"]
+            ckpt.save("best", {"model": model.state_dict(), "epoch": epoch, "val": val})
+        ckpt.save("last", {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                           "scheduler": scheduler.state_dict(), "epoch": epoch, "best": best, "history": history})
+
+    best_state = ckpt.load("best")
+    model.load_state_dict(best_state["model"])
+    test = splits["test"]
+    test_yaws = fixed_yaws(len(test), p.seed, TEST_STREAM, p.range_deg)
+    pred = predict(model, test, test_yaws, bins, p.batch_size)
+    _write_csv(pd.DataFrame({"pano_path": test.rows.pano_path, "true_yaw_deg": test_yaws, "pred_yaw_deg": pred}),
+               folder / "test_predictions.csv")
+    _write_csv(pd.DataFrame(history), folder / "history.csv")
+    return {**orientation_metrics(pred, test_yaws), "best_epoch": best_state["epoch"] + 1,
+            "uniform_guess_mean_deg": p.range_deg / 2}
+
+
+def _write_csv(table: pd.DataFrame, path: Path) -> None:
+    tmp = path.with_suffix(".csv.tmp")
+    table.to_csv(tmp, index=False)
+    os.replace(tmp, path)
+
+
+def train_orientation(index_path: Path, bev_dir: Path, out: Path, metrics_path: Path, p: OrientationParams,
+                      bev_params: BevParams) -> dict:
+    from geodistill.data.bev import load_bev
+    if p.threads:
+        torch.set_num_threads(p.threads)
+    torch.use_deterministic_algorithms(True)
+    index = pd.read_csv(index_path)
+    bev, bev_row = load_bev(bev_dir)
+    metrics = {area: train_area(area, index, bev, bev_row, p, bev_params, out / area) for area in p.areas}
+    metrics_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = metrics_path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(metrics, indent=2) + "\n")
+    os.replace(tmp, metrics_path)
+    return metrics
