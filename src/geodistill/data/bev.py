@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
-import shutil
 from pathlib import Path
 
 import cv2
@@ -21,6 +20,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from geodistill.geometry import render_bev
+from geodistill.io import atomic_dir
 
 _REDUCED = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
             8: cv2.IMREAD_REDUCED_COLOR_8}
@@ -86,32 +86,24 @@ def render_all(paths: list[str], size: int, mpp: float, cam_h: float, out: Path,
     if size <= 0 or mpp <= 0 or cam_h <= 0:
         raise ValueError(f"BEV size, mpp and camera height must be positive, got {size}, {mpp}, {cam_h}")
     workers = workers or os.cpu_count() or 1
-    partial = out.with_name(out.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    array = np.lib.format.open_memmap(partial / "bev.npy", mode="w+", dtype=np.uint8,
-                                      shape=(len(paths), size, size, 3))
     _JOB.update(size=size, mpp=mpp, cam_h=cam_h, min_width=min_pano_width)
     bar = dict(total=len(paths), desc="render-bev", unit="pano", disable=None)
-    try:
-        if workers <= 1:
-            results = map(_render, paths)
-        else:
-            pool = mp.get_context("fork").Pool(workers)
-            results = pool.imap(_render, paths, chunksize=16)
-        for i, bev in enumerate(tqdm(results, **bar)):
-            array[i] = bev
-        if workers > 1:
-            pool.close()
-            pool.join()
-    finally:
-        _JOB.clear()
-    array.flush()
-    del array
-    pd.DataFrame({"pano_path": paths}).to_csv(partial / "panos.csv", index_label="row")
-    if out.exists():
-        shutil.rmtree(out)
-    partial.rename(out)
+    with atomic_dir(out) as partial:
+        array = np.lib.format.open_memmap(partial / "bev.npy", mode="w+", dtype=np.uint8,
+                                          shape=(len(paths), size, size, 3))
+        try:
+            if workers <= 1:
+                for i, bev in enumerate(tqdm(map(_render, paths), **bar)):
+                    array[i] = bev
+            else:
+                with mp.get_context("fork").Pool(workers) as pool:
+                    for i, bev in enumerate(tqdm(pool.imap(_render, paths, chunksize=16), **bar)):
+                        array[i] = bev
+        finally:
+            _JOB.clear()
+        array.flush()
+        del array
+        pd.DataFrame({"pano_path": paths}).to_csv(partial / "panos.csv", index_label="row")
     return out
 
 

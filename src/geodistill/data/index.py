@@ -20,7 +20,6 @@ north-aligned (north at the centre column), so yaw_deg is 0.0 for every row.
 from __future__ import annotations
 
 import json
-import os
 import zlib
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from geodistill.config import IndexParams
 from geodistill.data.vigor import (DATASET_JSON, SPLIT_DIR, FormatError, city_dirs, label_path, pano_path,
                                    read_labels, sat_path)
 from geodistill.geometry import label_to_pixel
+from geodistill.io import atomic_file
 
 COLUMNS = ["pano_path", "sat_path", "city", "split", "area", "gt_row", "gt_col", "mpp", "yaw_deg", "sat_size"]
 AREAS = ["same", "cross"]
@@ -116,11 +116,8 @@ def _train_val(n: int, val_fraction: float, seed: int, key: str) -> list[str]:
 
 def write_index(table: pd.DataFrame, out: Path) -> None:
     """Write the table as CSV atomically (temp file + rename); floats round-trip exactly."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(out.suffix + ".tmp")
-    table.to_csv(tmp, index=False, float_format=None)  # None: shortest repr, read back bit-exact
-    os.replace(tmp, out)
+    with atomic_file(out) as tmp:
+        table.to_csv(tmp, index=False, float_format=None)  # None: shortest repr, read back bit-exact
 
 
 def summarize(table: pd.DataFrame) -> str:

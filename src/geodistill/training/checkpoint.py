@@ -12,10 +12,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from pathlib import Path
 
 import torch
+
+from geodistill.io import atomic_file
 
 log = logging.getLogger(__name__)
 
@@ -33,10 +34,8 @@ class Checkpointer:
         return self.folder / f"{name}.pt"
 
     def save(self, name: str, state: dict) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        tmp = self.path(name).with_suffix(".pt.tmp")
-        torch.save({**state, "params_hash": self.hash}, tmp)
-        os.replace(tmp, self.path(name))
+        with atomic_file(self.path(name)) as tmp:
+            torch.save({**state, "params_hash": self.hash}, tmp)
 
     def load(self, name: str) -> dict | None:
         path = self.path(name)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ import torch
 from tqdm import tqdm
 
 from geodistill.config import BevParams, OrientationParams
+from geodistill.io import atomic_file, write_text
 from geodistill.metrics import orientation_metrics
 from geodistill.models.orientation import AngleBins, OrientationNet
 from geodistill.training.checkpoint import Checkpointer
@@ -181,9 +181,8 @@ def train_area(area: str, index: pd.DataFrame, bev: np.ndarray, bev_row: dict, p
 
 
 def _write_csv(table: pd.DataFrame, path: Path) -> None:
-    tmp = path.with_suffix(".csv.tmp")
-    table.to_csv(tmp, index=False)
-    os.replace(tmp, path)
+    with atomic_file(path) as tmp:
+        table.to_csv(tmp, index=False)
 
 
 def train_orientation(index_path: Path, bev_dir: Path, out: Path, metrics_path: Path, p: OrientationParams,
@@ -195,8 +194,5 @@ def train_orientation(index_path: Path, bev_dir: Path, out: Path, metrics_path: 
     index = pd.read_csv(index_path)
     bev, bev_row = load_bev(bev_dir)
     metrics = {area: train_area(area, index, bev, bev_row, p, bev_params, out / area) for area in p.areas}
-    metrics_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = metrics_path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(metrics, indent=2) + "\n")
-    os.replace(tmp, metrics_path)
+    write_text(metrics_path, json.dumps(metrics, indent=2) + "\n")
     return metrics

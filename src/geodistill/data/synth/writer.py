@@ -14,7 +14,6 @@ import json
 import logging
 import multiprocessing as mp
 import os
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +28,7 @@ from geodistill.data import vigor
 from geodistill.data.synth.render import PanoLook, render_panorama
 from geodistill.data.synth.world import World, build_city, city_seed
 from geodistill.geometry import metres_to_latlon
+from geodistill.io import atomic_dir
 
 log = logging.getLogger(__name__)
 WORLD_FORMAT = 1
@@ -176,17 +176,12 @@ def write_city(city: CityParams, synth: SynthParams, root: Path, workers: int) -
 def write_world(synth: SynthParams, out: Path) -> dict:
     """Generate every city into `out` (replaced whole, atomically). Returns dataset.json's content."""
     workers = synth.workers or os.cpu_count() or 1
-    partial = out.with_name(out.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
     meta = {"generator": "geodistill synth", "version": WORLD_FORMAT, "geodistill": __version__,
             "seed": synth.seed, "camera_height_m": synth.camera_height_m,
             "pano_size": list(synth.pano_size), "sat_size": synth.sat_size,
             "cities": {}}
-    for city in synth.cities:
-        meta["cities"][city.name] = write_city(city, synth, partial, workers)
-    (partial / vigor.DATASET_JSON).write_text(json.dumps(meta, indent=2) + "\n")
-    if out.exists():
-        shutil.rmtree(out)
-    partial.rename(out)
+    with atomic_dir(out) as partial:
+        for city in synth.cities:
+            meta["cities"][city.name] = write_city(city, synth, partial, workers)
+        (partial / vigor.DATASET_JSON).write_text(json.dumps(meta, indent=2) + "\n")
     return meta
