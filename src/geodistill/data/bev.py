@@ -10,17 +10,15 @@ full resolution, which is most of the cost saved. The output directory is replac
 """
 from __future__ import annotations
 
-import multiprocessing as mp
-import os
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from geodistill.geometry import render_bev
 from geodistill.io import atomic_dir
+from geodistill.parallel import fork_map
 
 _REDUCED = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
             8: cv2.IMREAD_REDUCED_COLOR_8}
@@ -85,20 +83,13 @@ def render_all(paths: list[str], size: int, mpp: float, cam_h: float, out: Path,
     """Render `paths` into `<out>/bev.npy` + `<out>/panos.csv`; returns `out`."""
     if size <= 0 or mpp <= 0 or cam_h <= 0:
         raise ValueError(f"BEV size, mpp and camera height must be positive, got {size}, {mpp}, {cam_h}")
-    workers = workers or os.cpu_count() or 1
     _JOB.update(size=size, mpp=mpp, cam_h=cam_h, min_width=min_pano_width)
-    bar = dict(total=len(paths), desc="render-bev", unit="pano", disable=None)
     with atomic_dir(out) as partial:
         array = np.lib.format.open_memmap(partial / "bev.npy", mode="w+", dtype=np.uint8,
                                           shape=(len(paths), size, size, 3))
         try:
-            if workers <= 1:
-                for i, bev in enumerate(tqdm(map(_render, paths), **bar)):
-                    array[i] = bev
-            else:
-                with mp.get_context("fork").Pool(workers) as pool:
-                    for i, bev in enumerate(tqdm(pool.imap(_render, paths, chunksize=16), **bar)):
-                        array[i] = bev
+            for i, bev in enumerate(fork_map(_render, paths, workers, "render-bev", "pano", chunksize=16)):
+                array[i] = bev
         finally:
             _JOB.clear()
         array.flush()

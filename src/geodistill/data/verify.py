@@ -8,17 +8,15 @@ are checked explicitly before decoding.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
-from multiprocessing import Pool
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from geodistill.data.vigor import FormatError, city_dirs, label_path, parse_label_line, pano_path, sat_path
+from geodistill.parallel import fork_map, resolve_workers
 
 WHICH = ("train", "test", "all")
 JPEG_SOI, JPEG_EOI = b"\xff\xd8", b"\xff\xd9"
@@ -111,10 +109,5 @@ def verify_root(root: Path, workers: int = 0) -> VerifyReport:
 
 
 def _check_all(paths: list[Path], workers: int) -> list[str | None]:
-    workers = workers or os.cpu_count() or 1
-    bar = dict(total=len(paths), desc="verify", unit="file", disable=None)
-    if workers == 1 or len(paths) < 2:
-        return [check_image(p) for p in tqdm(paths, **bar)]
-    chunk = max(1, min(256, len(paths) // (workers * 8)))
-    with Pool(workers) as pool:
-        return list(tqdm(pool.imap(check_image, paths, chunksize=chunk), **bar))
+    chunk = max(1, min(256, len(paths) // (resolve_workers(workers) * 8)))
+    return list(fork_map(check_image, paths, workers if len(paths) > 1 else 1, "verify", "file", chunksize=chunk))

@@ -12,15 +12,12 @@ from __future__ import annotations
 
 import json
 import logging
-import multiprocessing as mp
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
 from geodistill import __version__
 from geodistill.config import CityParams, SynthParams
@@ -29,6 +26,7 @@ from geodistill.data.synth.render import PanoLook, render_panorama
 from geodistill.data.synth.world import World, build_city, city_seed
 from geodistill.geometry import metres_to_latlon
 from geodistill.io import atomic_dir
+from geodistill.parallel import fork_map, resolve_workers
 
 log = logging.getLogger(__name__)
 WORLD_FORMAT = 1
@@ -105,15 +103,9 @@ def _render_one(cam: Camera) -> None:
 
 def render_panoramas(world: World, synth: SynthParams, cams: list[Camera], folder: Path, workers: int) -> None:
     _JOB.update(world=world, synth=synth, folder=folder)
-    bar = dict(total=len(cams), desc=f"{world.name} panoramas", unit="pano", disable=None, leave=False)
     try:
-        if workers <= 1:
-            for cam in tqdm(cams, **bar):
-                _render_one(cam)
-            return
-        with mp.get_context("fork").Pool(workers) as pool:
-            for _ in tqdm(pool.imap_unordered(_render_one, cams, chunksize=8), **bar):
-                pass
+        for _ in fork_map(_render_one, cams, workers, f"{world.name} panoramas", "pano"):
+            pass
     finally:
         _JOB.clear()
 
@@ -175,7 +167,7 @@ def write_city(city: CityParams, synth: SynthParams, root: Path, workers: int) -
 
 def write_world(synth: SynthParams, out: Path) -> dict:
     """Generate every city into `out` (replaced whole, atomically). Returns dataset.json's content."""
-    workers = synth.workers or os.cpu_count() or 1
+    workers = resolve_workers(synth.workers)
     meta = {"generator": "geodistill synth", "version": WORLD_FORMAT, "geodistill": __version__,
             "seed": synth.seed, "camera_height_m": synth.camera_height_m,
             "pano_size": list(synth.pano_size), "sat_size": synth.sat_size,
