@@ -1,4 +1,4 @@
-"""Orientation network: angle bins, BEV rotation as yaw augmentation, model, resume."""
+"""Orientation networks: angle bins, BEV rotation as yaw augmentation, both heads, resume."""
 from __future__ import annotations
 
 import json
@@ -9,12 +9,14 @@ import torch
 
 from geodistill.data.bev import read_panorama
 from geodistill.data.synth.writer import write_world
-from geodistill.geometry import render_bev, roll_panorama
+from geodistill.config import ConcatHead, CorrelateHead
+from geodistill.geometry import render_bev, roll_panorama, rotate_bev, rotate_bev_features
 from geodistill.metrics import orientation_metrics
-from geodistill.models.orientation import AngleBins, OrientationNet
+from geodistill.models.angles import AngleBins
+from geodistill.models.orientation import ConcatOrientationNet, CorrelationOrientationNet, rotation_scores
 from geodistill.training import orientation as training
 from geodistill.training.checkpoint import Checkpointer
-from geodistill.training.orientation import disc_mask, rotate_bev
+from geodistill.training.orientation import Views, disc_mask, resample_tile
 
 
 @pytest.mark.parametrize("range_deg,bins", [(45, 90), (180, 360)])
@@ -55,16 +57,84 @@ def test_rotated_bev_is_the_bev_of_the_rolled_panorama(tmp_path, plain_params):
             assert np.abs(rolled - wrong).mean(axis=2)[inner].mean() > 2 * diff.mean()
 
 
-@pytest.mark.parametrize("backbone", ["resnet18", "efficientnet_b0"])
-def test_model_shapes_and_gradients(backbone):
-    torch.manual_seed(0)
-    model = OrientationNet(backbone, input_size=64, bins=36, hidden=[32])
-    sat = torch.randint(0, 256, (2, 64, 64, 3), dtype=torch.uint8)
-    out = model(sat, sat.flip(1))
-    assert out.shape == (2, 36) and torch.isfinite(out).all()
+def _check_forward_backward(model, sat, bev, bins):
+    out = model(sat, bev)
+    assert out.shape == (sat.shape[0], bins) and torch.isfinite(out).all()
     out.logsumexp(1).sum().backward()
     missing = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
     assert not missing
+
+
+@pytest.mark.parametrize("backbone", ["resnet18", "efficientnet_b0"])
+def test_concat_head_shapes_and_gradients(backbone):
+    torch.manual_seed(0)
+    model = ConcatOrientationNet(backbone, input_size=64, bins=36, head=ConcatHead(kind="concat", hidden=[32]))
+    sat = torch.randint(0, 256, (2, 64, 64, 3), dtype=torch.uint8)
+    _check_forward_backward(model, sat, sat.flip(1), 36)
+
+
+@pytest.mark.parametrize("backbone,level", [("resnet18", 1), ("efficientnet_b0", 2)])
+def test_correlate_head_shapes_and_gradients(backbone, level):
+    torch.manual_seed(0)
+    head = CorrelateHead(kind="correlate", level=level, channels=8, input_mpp=0.5)
+    model = CorrelationOrientationNet(backbone, head, bev_px=32, angles_deg=AngleBins(45, 18, 1).centres)
+    sat = torch.randint(0, 256, (3, 64, 64, 3), dtype=torch.uint8)
+    _check_forward_backward(model, sat, sat[:, 16:48, 16:48], 18)
+    with pytest.raises(ValueError, match="multiple of the encoder stride 8"):
+        CorrelationOrientationNet(backbone, head.model_copy(update={"level": 2}), bev_px=36,
+                                  angles_deg=torch.zeros(2))
+
+
+def smooth_field(x: np.ndarray, y: np.ndarray, channels: int = 6, waves: int = 5) -> np.ndarray:
+    """(channels, *x.shape) sums of random plane waves, defined at any real (x, y)."""
+    rng = np.random.default_rng(0)
+    k, phase = rng.normal(scale=0.35, size=(channels, waves, 2)), rng.uniform(0, 2 * np.pi, (channels, waves))
+    return np.stack([np.cos(x[..., None] * k[c, :, 0] + y[..., None] * k[c, :, 1] + phase[c]).sum(-1)
+                     for c in range(channels)])
+
+
+@pytest.mark.parametrize("camera", [(20, 20), (23, 18), (13, 26)])
+def test_rotation_scores_peak_at_the_true_yaw(camera):
+    """Features of a smooth field on a 40 x 40 satellite grid; the BEV of a camera at `camera`
+    (row, col) with yaw psi samples the same field turned counter-clockwise by psi. The best
+    score lands at psi to 0.1 degree and is a near-perfect cosine; -psi is clearly worse."""
+    yy, xx = np.mgrid[0:40, 0:40].astype(np.float64)
+    sat = torch.nn.functional.normalize(torch.from_numpy(smooth_field(xx, yy)).float()[None], dim=1)
+    h, (r, c) = 16, camera
+    dy, dx = np.mgrid[0:h, 0:h] - h / 2                                  # camera at cell (h/2, h/2)
+    disc = torch.from_numpy(disc_mask(h)[..., 0]).float()[None, None]   # (1, 1, h, h)
+    angles = torch.arange(-45.0, 45.05, 0.1)
+    for psi in (-38.0, -20.0, 0.0, 10.0, 27.0, 38.0):
+        a = np.radians(psi)
+        seen = smooth_field(c + np.cos(a) * dx - np.sin(a) * dy, r + np.sin(a) * dx + np.cos(a) * dy)
+        bev = torch.nn.functional.normalize(torch.from_numpy(seen).float()[None], dim=1) * disc
+        scores = rotation_scores(sat, bev, disc, angles)[0]              # (K,)
+        assert float(angles[scores.argmax()]) == pytest.approx(psi, abs=0.11)
+        assert scores.max() > 0.998
+        if psi:
+            assert scores[(angles + psi).abs().argmin()] < scores.max() - 0.1
+
+
+def test_rotate_bev_features_is_rotate_bev():
+    yy, xx = np.mgrid[0:32, 0:32].astype(np.float32)
+    img = np.stack([np.sin(xx / 5) + np.cos(yy / 7), xx / 32, yy / 32], -1).astype(np.float32)
+    maps = torch.from_numpy(img).permute(2, 0, 1)[None].repeat(4, 1, 1, 1)
+    angles = [0.0, 17.5, -40.0, 90.0]
+    out = rotate_bev_features(maps, torch.tensor(angles))
+    for k, a in enumerate(angles):
+        np.testing.assert_allclose(out[k].permute(1, 2, 0).numpy(), rotate_bev(img, a), atol=1e-5)
+
+
+def test_tile_resampled_to_the_input_scale():
+    tile = np.zeros((100, 100, 3), np.uint8)
+    tile[40:60, 40:60] = 255                                             # a 20-px square at the centre
+    views = Views(sat_px=64, sat_mpp=0.5, bev_px=32)
+    out = resample_tile(tile, 0.25, views)                               # 25 m at 0.5 m/px = 50 px, padded
+    assert out.shape == (64, 64, 3)
+    assert (out[..., 0] > 127).sum() == 100 and out[:7].max() == 0       # 10 x 10 px square, zero border
+    out = resample_tile(tile, 0.5, views.__class__(32, 0.5, 16))         # 50 m -> 100 px, centre-cropped
+    assert out.shape == (32, 32, 3) and (out[6:26, 6:26] == 255).all()
+    assert resample_tile(tile, 0.3, Views(48, None, 48)).shape == (48, 48, 3)    # plain resize
 
 
 def test_orientation_metrics_wrap_around():

@@ -134,6 +134,26 @@ class BevParams(Section):
     workers: int = Field(ge=0, description="render processes; 0 = one per CPU core")
 
 
+class ConcatHead(Section):
+    """The authors' head: both encoders' last (stride-32) features concatenated -> conv3x3 + BN +
+    ReLU -> MLP -> one logit per bin. Both views are resized to input_size, whatever their scale."""
+
+    kind: Literal["concat"]
+    hidden: list[Annotated[int, Field(ge=1)]] = Field(min_length=1, description="MLP widths after the conv")
+
+
+class CorrelateHead(Section):
+    """Matching head (this project's, not the authors'): BEV features rotated to every bin centre
+    and correlated with the satellite features at one metric scale; the best match per angle is
+    the bin's logit. The satellite tile is resampled to input_mpp and centre-cropped or padded to
+    input_size; the BEV is resampled to input_mpp too (bev extent / input_mpp pixels)."""
+
+    kind: Literal["correlate"]
+    level: int = Field(description="encoder feature level (timm feature_info index; -1 = last)")
+    channels: int = Field(ge=1, description="matching feature width")
+    input_mpp: float = Field(gt=0, description="metres per input pixel of both views")
+
+
 class OrientationParams(Section):
     """Yaw from BEV + satellite (stage train-orientation), REFERENCE.md section 3."""
 
@@ -142,11 +162,11 @@ class OrientationParams(Section):
     backbone: str = Field(min_length=1, description="timm model name, one encoder per view")
     pretrained: bool
     weights: str | None = Field(description="local timm checkpoint file for offline pretrained weights")
-    input_size: int = Field(ge=32, multiple_of=32, description="side both views are resized to (pixels)")
+    input_size: int = Field(ge=32, multiple_of=32, description="satellite input side (pixels)")
+    head: ConcatHead | CorrelateHead = Field(discriminator="kind")
     range_deg: float = Field(gt=0, le=180, description="yaw drawn in [-range, range); 180 = full circle")
     bins: int = Field(ge=2, description="angle classes over the range")
     label_sigma_bins: float = Field(gt=0, description="width of the soft Gaussian label")
-    hidden: list[Annotated[int, Field(ge=1)]] = Field(min_length=1, description="MLP widths after the conv")
     epochs: int = Field(ge=1)
     batch_size: int = Field(ge=1)
     lr: float = Field(gt=0)
@@ -156,18 +176,89 @@ class OrientationParams(Section):
     threads: int = Field(ge=0, description="torch CPU threads; 0 = torch's default")
 
 
+class UnetEncoderParams(Section):
+    """A timm CNN cut at stride 8 with a U-Net decoder (G2SWeakly's VGG16 variant)."""
+
+    kind: Literal["unet"]
+    backbone: str = Field(min_length=1, description="timm CNN name (paper: vgg16)")
+    channels: list[Annotated[int, Field(ge=1)]] = Field(min_length=1, max_length=3,
+                                                        description="widths of the levels at strides 8, 4, 2")
+
+
+class DptEncoderParams(Section):
+    """A frozen timm ViT read at four blocks with a trainable DPT-style decoder (DINO variant)."""
+
+    kind: Literal["dpt"]
+    backbone: str = Field(min_length=1, description="timm ViT name (paper: vit_base_patch14_dinov2)")
+    blocks: list[Annotated[int, Field(ge=0)]] = Field(min_length=4, max_length=4)
+    channels: list[Annotated[int, Field(ge=1)]] = Field(min_length=1, max_length=3,
+                                                        description="widths of the levels at strides 8, 4, 2")
+    freeze: bool = Field(description="keep the ViT frozen (the paper's setting)")
+
+
+class G2SParams(Section):
+    """G2SWeakly (REFERENCE.md section 4): one encoder per view, ground features projected to the
+    ground plane at the satellite features' metres per cell, weak soft-margin loss over the batch."""
+
+    kind: Literal["g2s"]
+    encoder: UnetEncoderParams | DptEncoderParams = Field(discriminator="kind")
+    pretrained: bool
+    weights: str | None = Field(description="local timm checkpoint file for offline pretrained weights")
+    pano_size: tuple[int, int] = Field(description="panorama input [W, H], W = 2H, multiples of 8")
+    sat_size: int = Field(ge=16, multiple_of=8, description="satellite input side (pixels)")
+    crop_fraction: float = Field(gt=0, le=1, description="BEV crop side / satellite feature side")
+    margin_scale: float = Field(gt=0, description="gamma of log(1 + exp(gamma (d_pos - d_neg)))")
+    epochs: int = Field(ge=1)
+    batch_size: int = Field(ge=2, description="weak loss needs negatives: at least 2")
+    lr: float = Field(gt=0)
+    weight_decay: float = Field(ge=0)
+    grad_clip: float = Field(gt=0)
+    max_train_samples: int = Field(ge=0, description="cap on training samples per epoch; 0 = all")
+
+    @model_validator(mode="after")
+    def _check(self) -> "G2SParams":
+        w, h = self.pano_size
+        if w != 2 * h or h % 8:
+            raise ValueError(f"pano_size must be [2H, H] with H a multiple of 8, got {[w, h]}")
+        return self
+
+
+class TrainParams(Section):
+    """Shared by every localization training stage (baselines, distillation)."""
+
+    seed: int = Field(ge=0)
+    threads: int = Field(ge=0, description="torch CPU threads; 0 = torch's default")
+
+
 class Params(Section):
     synth: SynthParams
     index: IndexParams
     bev: BevParams
     orientation: OrientationParams
+    train: TrainParams
+    baselines: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")], G2SParams] = Field(
+        description="localization methods by name (g2s_vgg, g2s_dino, ...)")
+
+    @model_validator(mode="after")
+    def _check(self) -> "Params":
+        head = self.orientation.head
+        if isinstance(head, CorrelateHead):
+            bev_px = self.bev.size * self.bev.mpp / head.input_mpp
+            if not 8 <= bev_px <= self.orientation.input_size:
+                raise ValueError(
+                    f"orientation.head.input_mpp={head.input_mpp} puts the BEV (bev.size * bev.mpp = "
+                    f"{self.bev.size * self.bev.mpp:g} m) at {bev_px:g} px; it must be 8 px to "
+                    f"orientation.input_size={self.orientation.input_size} px")
+        return self
 
 
 def _describe(err: dict, model: type[BaseModel]) -> str:
     """One readable line for one pydantic error."""
-    key = ".".join(str(p) for p in err["loc"]) or "<top level>"
+    if not err["loc"]:                                  # a check across sections names its keys itself
+        return err["msg"].removeprefix("Value error, ")
+    parent, parts = _walk(model, err["loc"][:-1])
+    key = ".".join(parts + [str(err["loc"][-1])])
     if err["type"] == "extra_forbidden":
-        parent = _model_at(model, err["loc"][:-1])
         allowed = ", ".join(parent.model_fields) if parent else "?"
         return f"{key}: unknown key (allowed: {allowed})"
     if err["type"] == "missing":
@@ -176,20 +267,29 @@ def _describe(err: dict, model: type[BaseModel]) -> str:
     return f"{key}: {err['msg']} (got {given!r})"
 
 
-def _model_at(model: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
+def _walk(model: type[BaseModel], loc: tuple) -> tuple[type[BaseModel] | None, list[str]]:
+    """The section model at an error location and the location as the user writes it. A tagged
+    union (e.g. orientation.head) is entered through its tag, which pydantic puts in the
+    location but the user does not write."""
+    current: type[BaseModel] | list[type[BaseModel]] | None = model
+    parts: list[str] = []
     for part in loc:
-        if isinstance(part, int):
+        if isinstance(current, list):
+            current = next((m for m in current if _tag(m) == part), None)
             continue
-        field = model.model_fields.get(part)
-        if field is None:
-            return None
-        ann = field.annotation
-        args = getattr(ann, "__args__", ())
-        inner = next((a for a in (ann, *args) if isinstance(a, type) and issubclass(a, BaseModel)), None)
-        if inner is None:
-            return None
-        model = inner
-    return model
+        parts.append(str(part))
+        if isinstance(part, int) or current is None:
+            continue
+        field = current.model_fields.get(part)
+        ann = field.annotation if field else None
+        models = [a for a in (ann, *getattr(ann, "__args__", ())) if isinstance(a, type) and issubclass(a, BaseModel)]
+        current = (models[0] if len(models) == 1 else models) if models else None
+    return (None if isinstance(current, list) else current), parts
+
+
+def _tag(model: type[BaseModel]) -> str | None:
+    kind = model.model_fields.get("kind")
+    return getattr(kind.annotation, "__args__", (None,))[0] if kind else None
 
 
 def parse_params(raw: object, source: str = "params") -> Params:

@@ -37,6 +37,12 @@ cv2.remap (numpy images), bev_grid the same table as normalised grid_sample coor
 columns around the seam and clamp rows. With the tile's mpp, BEV pixel (i, j) lies over tile
 pixel (gt_row + i - size/2, gt_col + j - size/2).
 
+BEV rotation: the naive (north-at-centre) BEV of a panorama whose centre column heads at yaw psi
+is the true BEV rotated COUNTER-clockwise by psi about the camera. rotate_bev(bev, a) rotates a
+numpy BEV counter-clockwise by a degrees about pixel (size/2, size/2) (cv2's convention), and
+rotate_bev_features does the same for a batch of torch maps (one angle per map), so
+rotate_bev(naive_bev, -psi) is the true, north-up BEV.
+
 Feature maps: a panorama of W x H pixels seen at stride s gives a feature map of W/s x H/s cells
 covering the same sphere, so every formula above applies with width, height = the feature
 map's size (that is why the torch functions take the feature size, not the image size).
@@ -169,6 +175,14 @@ def render_bev(pano: np.ndarray, size: int, mpp: float, cam_h: float, yaw_deg: f
 
 # -- headings ---------------------------------------------------------------------------------
 
+def rotate_bev(bev: np.ndarray, angle_deg: float) -> np.ndarray:
+    """(S, S[, C]) BEV rotated counter-clockwise by angle_deg about the camera pixel (S/2, S/2);
+    pixels from outside the image are 0."""
+    size = bev.shape[0]
+    m = cv2.getRotationMatrix2D((size / 2, size / 2), float(angle_deg), 1.0)
+    return cv2.warpAffine(bev, m, (size, size), flags=cv2.INTER_LINEAR, borderValue=0)
+
+
 def column_heading(col, width: int, yaw_deg: float = 0.0):
     """Heading (degrees clockwise from north, in [0, 360)) seen by column `col` of a panorama whose
     centre column heads at yaw_deg."""
@@ -231,6 +245,26 @@ def roll_features(feat: torch.Tensor, yaw_deg) -> torch.Tensor:
     left = cols.view(B, 1, 1, W).expand(B, C, H, W)
     right = ((cols + 1) % W).view(B, 1, 1, W).expand(B, C, H, W)
     return feat.gather(3, left) * (1 - f) + feat.gather(3, right) * f
+
+
+def rotate_bev_features(maps: torch.Tensor, angle_deg: torch.Tensor) -> torch.Tensor:
+    """rotate_bev for a batch: (N, C, S, S) maps, (N,) angles in degrees -> (N, C, S, S).
+
+    Counter-clockwise about the camera cell (S/2, S/2), bilinear, zeros from outside, and
+    differentiable w.r.t. maps (for a stride-s feature map of a BEV the camera cell is
+    approximately S/2 too; the sub-cell difference is a translation).
+    """
+    import torch
+    import torch.nn.functional as F
+    N, C, S, _ = maps.shape
+    a = torch.deg2rad(angle_deg.to(device=maps.device, dtype=torch.float64)).reshape(N)
+    cos, sin = torch.cos(a), torch.sin(a)
+    centre = 1.0 / S                # pixel S/2 in grid_sample's normalised coordinates
+    # output pixel p samples the input at R (p - centre) + centre, R = [[cos, -sin], [sin, cos]]
+    theta = torch.stack([torch.stack([cos, -sin, centre - centre * (cos - sin)], dim=1),
+                         torch.stack([sin, cos, centre - centre * (sin + cos)], dim=1)], dim=1)
+    grid = F.affine_grid(theta.to(maps.dtype), [N, C, S, S], align_corners=False)
+    return F.grid_sample(maps, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
 # -- torch BEV sampling -----------------------------------------------------------------------

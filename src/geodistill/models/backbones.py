@@ -1,7 +1,7 @@
 """Backbones from timm, created one way everywhere.
 
-    encoder = create_encoder("efficientnet_b0", pretrained=False)      # last feature level only
-    feats = encoder(images)[-1]                                          # (B, C, H/32, W/32)
+    encoder = Encoder("efficientnet_b0", levels=(1,))        # pruned after its stride-4 stage
+    feats = encoder(images)[-1]                               # (B, 24, H/4, W/4)
 
 `pretrained=True` loads timm's weights from the hub; `weights="/path/file.safetensors"` loads
 them from a local file instead (offline machines). Tests use pretrained=False.
@@ -12,15 +12,35 @@ from pathlib import Path
 
 import timm
 import torch
+from torch import nn
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def create_encoder(name: str, pretrained: bool = False, weights: str | None = None,
-                   out_indices: tuple[int, ...] = (-1,)) -> torch.nn.Module:
-    """timm model with `features_only=True`; `encoder.feature_info.channels()` gives the widths."""
-    kwargs = dict(features_only=True, out_indices=out_indices)
+class Encoder(nn.Module):
+    """A timm backbone cut after its deepest requested feature level (timm's feature_info order,
+    negative = from the end); forward returns those levels' maps, shallowest first."""
+
+    def __init__(self, name: str, levels: tuple[int, ...] = (-1,), pretrained: bool = False,
+                 weights: str | None = None):
+        super().__init__()
+        self.net = create_timm(name, pretrained, weights, num_classes=0)
+        n = len(self.net.feature_info)
+        if any(not -n <= k < n for k in levels):
+            raise ValueError(f"backbone {name!r} has feature levels 0..{n - 1} (or -{n}..-1); got {list(levels)}")
+        self.levels = sorted(k % n for k in levels)
+        self.channels = [self.net.feature_info[k]["num_chs"] for k in self.levels]
+        self.reductions = [self.net.feature_info[k]["reduction"] for k in self.levels]
+        self.net.prune_intermediate_layers(indices=self.levels, prune_head=True)
+
+    def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
+        return self.net.forward_intermediates(images, indices=self.levels, intermediates_only=True)
+
+
+def create_timm(name: str, pretrained: bool, weights: str | None, **kwargs) -> torch.nn.Module:
+    """timm.create_model with weights from the hub (pretrained) or a local file (weights); an
+    unknown name is a ValueError that names it."""
     if weights:
         if not Path(weights).is_file():
             raise FileNotFoundError(f"backbone weights file not found: {weights}")
@@ -37,6 +57,6 @@ def create_encoder(name: str, pretrained: bool = False, weights: str | None = No
 def normalize(images_uint8: torch.Tensor) -> torch.Tensor:
     """(B, H, W, 3) uint8 RGB -> (B, 3, H, W) float, ImageNet-normalised."""
     x = images_uint8.permute(0, 3, 1, 2).float() / 255.0
-    mean = torch.tensor(IMAGENET_MEAN, dtype=x.dtype).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, dtype=x.dtype).view(1, 3, 1, 1)
+    mean = torch.tensor(IMAGENET_MEAN, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
     return (x - mean) / std

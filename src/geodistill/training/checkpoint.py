@@ -1,17 +1,20 @@
-"""Checkpoints that are written atomically and resumed only under the same params.
+"""Checkpoints that are written atomically and resumed only under the same params and code.
 
     ckpt = Checkpointer(folder, params_key)      # params_key: a dict of every setting that matters
     state = ckpt.load_last()                      # None, or the state dict of an unfinished run
     ckpt.save("last", {...}); ckpt.save("best", {...})
 
-A checkpoint records a hash of `params_key`; a checkpoint left by different params is ignored
-(and reported), so a DVC `persist: true` output never resumes the wrong experiment.
+A checkpoint records a hash of `params_key` and of the package's source code; one left by other
+params or other code is ignored (and reported), so a DVC `persist: true` output resumes an
+interrupted run but never the wrong experiment. Checkpoints hold only tensors and plain Python
+values and load with `torch.load(weights_only=True)`.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
+from functools import lru_cache
 from pathlib import Path
 
 import torch
@@ -21,14 +24,28 @@ from geodistill.io import atomic_file
 log = logging.getLogger(__name__)
 
 
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used for what was asked (missing, or of another method)."""
+
+
 def params_hash(key: dict) -> str:
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+@lru_cache(maxsize=1)
+def code_digest() -> str:
+    """sha256 of every source file of the installed geodistill package."""
+    root = Path(__file__).resolve().parents[1]
+    h = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        h.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()[:16]
 
 
 class Checkpointer:
     def __init__(self, folder: Path, params_key: dict):
         self.folder = Path(folder)
-        self.hash = params_hash(params_key)
+        self.hash = params_hash({"params": params_key, "code": code_digest()})
 
     def path(self, name: str) -> Path:
         return self.folder / f"{name}.pt"
@@ -42,11 +59,11 @@ class Checkpointer:
         if not path.is_file():
             return None
         try:
-            state = torch.load(path, map_location="cpu", weights_only=False)
+            state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as e:  # a checkpoint cut short by a crash: start over, say so
             log.warning("ignoring unreadable checkpoint %s (%s)", path, e)
             return None
         if state.get("params_hash") != self.hash:
-            log.warning("ignoring %s: it was written with different params", path)
+            log.warning("ignoring %s: it was written with different params or code", path)
             return None
         return state

@@ -26,27 +26,52 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from geodistill.config import BevParams, OrientationParams
+from geodistill.config import BevParams, CorrelateHead, OrientationParams
+from geodistill.geometry import rotate_bev
 from geodistill.io import atomic_file, write_text
 from geodistill.metrics import orientation_metrics
-from geodistill.models.orientation import AngleBins, OrientationNet
+from geodistill.models.angles import AngleBins
+from geodistill.models.orientation import build_orientation_net
 from geodistill.training.checkpoint import Checkpointer
 
 log = logging.getLogger(__name__)
 TEST_STREAM, VAL_STREAM = 1_000_001, 1_000_002     # rng streams of the fixed evaluation yaws
 
 
-def rotate_bev(bev: np.ndarray, yaw_deg: float) -> np.ndarray:
-    """Naive BEV of the same panorama rolled so that its centre column heads at yaw_deg."""
-    size = bev.shape[0]
-    m = cv2.getRotationMatrix2D((size / 2, size / 2), float(yaw_deg), 1.0)  # + = counter-clockwise
-    return cv2.warpAffine(bev, m, (size, size), flags=cv2.INTER_LINEAR, borderValue=(0, 0, 0))
-
-
 def disc_mask(size: int) -> np.ndarray:
     """(size, size, 1) uint8: 1 inside the disc centred on the camera, touching the edges."""
     yy, xx = np.mgrid[0:size, 0:size]
     return ((np.hypot(yy - size / 2, xx - size / 2) <= size / 2 - 1)[..., None]).astype(np.uint8)
+
+
+@dataclass(frozen=True)
+class Views:
+    """How both views enter the network: the satellite side in pixels and, for a metric head, its
+    metres per pixel (None = plain resize of the whole tile, the authors' way); the BEV side."""
+
+    sat_px: int
+    sat_mpp: float | None
+    bev_px: int
+
+    @classmethod
+    def of(cls, p: OrientationParams, bev: BevParams) -> "Views":
+        if isinstance(p.head, CorrelateHead):
+            return cls(p.input_size, p.head.input_mpp, round(bev.size * bev.mpp / p.head.input_mpp))
+        return cls(p.input_size, None, p.input_size)
+
+
+def resample_tile(image: np.ndarray, mpp: float, views: Views) -> np.ndarray:
+    """A satellite tile (S, S, 3) -> (sat_px, sat_px, 3): a plain resize, or resampled to
+    views.sat_mpp and centre-cropped / zero-padded to sat_px."""
+    if views.sat_mpp is None:
+        return cv2.resize(image, (views.sat_px, views.sat_px), interpolation=cv2.INTER_AREA)
+    n = max(1, round(image.shape[0] * mpp / views.sat_mpp))
+    image = cv2.resize(image, (n, n), interpolation=cv2.INTER_AREA if n < image.shape[0] else cv2.INTER_LINEAR)
+    out = np.zeros((views.sat_px, views.sat_px, 3), np.uint8)
+    src, dst = max(0, (n - views.sat_px) // 2), max(0, (views.sat_px - n) // 2)
+    m = min(n, views.sat_px)
+    out[dst:dst + m, dst:dst + m] = image[src:src + m, src:src + m]
+    return out
 
 
 @dataclass
@@ -56,7 +81,7 @@ class Samples:
     rows: pd.DataFrame
     bev: np.ndarray
     bev_row: dict
-    input_size: int
+    views: Views
 
     def __post_init__(self):
         self._tiles: dict[str, np.ndarray] = {}
@@ -69,24 +94,23 @@ class Samples:
     def __len__(self) -> int:
         return len(self.rows)
 
-    def _tile(self, path: str) -> np.ndarray:
+    def _tile(self, path: str, mpp: float) -> np.ndarray:
         if path not in self._tiles:
             image = cv2.imread(path, cv2.IMREAD_COLOR)
             if image is None:
                 raise ValueError(f"cannot read satellite image {path} (missing or corrupt)")
-            self._tiles[path] = cv2.resize(image[..., ::-1], (self.input_size, self.input_size),
-                                           interpolation=cv2.INTER_AREA)
+            self._tiles[path] = resample_tile(np.ascontiguousarray(image[..., ::-1]), mpp, self.views)
         return self._tiles[path]
 
     def batch(self, idx: np.ndarray, yaws: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, S, S, 3) uint8 satellite and rotated BEV images for sample indices and yaws."""
+        """(B, S, S, 3) uint8 satellite and (B, s, s, 3) rotated BEV images for indices and yaws."""
         sats, bevs = [], []
         for i, yaw in zip(idx, yaws):
             row = self.rows.iloc[int(i)]
-            sats.append(self._tile(row.sat_path))
+            sats.append(self._tile(row.sat_path, row.mpp))
             bev = rotate_bev(np.asarray(self.bev[self.bev_row[row.pano_path]]), yaw) * self._disc
-            if bev.shape[0] != self.input_size:
-                bev = cv2.resize(bev, (self.input_size, self.input_size), interpolation=cv2.INTER_AREA)
+            if bev.shape[0] != self.views.bev_px:
+                bev = cv2.resize(bev, (self.views.bev_px, self.views.bev_px), interpolation=cv2.INTER_AREA)
             bevs.append(bev)
         return torch.from_numpy(np.stack(sats)), torch.from_numpy(np.stack(bevs))
 
@@ -96,7 +120,7 @@ def fixed_yaws(n: int, seed: int, stream: int, range_deg: float) -> np.ndarray:
 
 
 @torch.no_grad()
-def predict(model: OrientationNet, data: Samples, yaws: np.ndarray, bins: AngleBins, batch_size: int) -> np.ndarray:
+def predict(model: torch.nn.Module, data: Samples, yaws: np.ndarray, bins: AngleBins, batch_size: int) -> np.ndarray:
     model.eval()
     out = []
     for start in range(0, len(data), batch_size):
@@ -109,14 +133,15 @@ def predict(model: OrientationNet, data: Samples, yaws: np.ndarray, bins: AngleB
 def train_area(area: str, index: pd.DataFrame, bev: np.ndarray, bev_row: dict, p: OrientationParams,
                bev_params: BevParams, folder: Path) -> dict:
     """Train on the area's train split, select on val, evaluate on test; returns test metrics."""
+    views = Views.of(p, bev_params)
     splits = {s: Samples(index[(index.area == area) & (index.split == s)].reset_index(drop=True), bev, bev_row,
-                         p.input_size) for s in ("train", "val", "test")}
+                         views) for s in ("train", "val", "test")}
     for s, data in splits.items():
         if len(data) == 0:
             raise ValueError(f"the index has no {area}-area {s} samples")
     bins = AngleBins(p.range_deg, p.bins, p.label_sigma_bins)
     torch.manual_seed(p.seed)
-    model = OrientationNet(p.backbone, p.input_size, p.bins, p.hidden, p.pretrained, p.weights)
+    model = build_orientation_net(p, views.bev_px)
     optimizer = torch.optim.AdamW(model.parameters(), lr=p.lr, weight_decay=p.weight_decay)
     n_train = len(splits["train"]) if p.max_train_samples == 0 else min(p.max_train_samples, len(splits["train"]))
     steps = -(-n_train // p.batch_size)
