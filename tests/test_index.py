@@ -37,6 +37,9 @@ def test_columns_and_one_row_per_sample_and_protocol(fx):
     assert (table.area == "cross").sum() == 3 * n
     assert (table.yaw_deg == 0.0).all()
     assert table.pano_path.iloc[0] == str(fx.root / "Chicago" / "panorama" / fx.lines["Chicago"]["train"][0].split()[0])
+    tokens = fx.lines["Chicago"]["train"][0].split()
+    assert table.tiles.iloc[0] == ";".join(tokens[i] for i in (1, 4, 7, 10))      # positive first
+    assert all(t.split(";")[0] == Path(p).name for t, p in zip(table.tiles, table.sat_path))
 
 
 def test_gt_pixel_from_positive_deltas(fx):

@@ -4,7 +4,9 @@
 
 Columns: pano_path, sat_path, city, split (train|val|test), area (same|cross), gt_row, gt_col
 (camera pixel in the satellite tile as stored), mpp (metres per pixel of that tile), yaw_deg,
-sat_size. Only the positive (first) satellite of each label line is used.
+sat_size, tiles (the file names of all four tiles of the label line, positive first, joined by
+';': samples sharing any of them must not meet in one weakly supervised batch). Only the
+positive (first) satellite is used as the sample's satellite image.
 
 - same-area: for each of `index.same_area_cities`, the same-area train list is split into
   train/val and the same-area test list is `test`;
@@ -32,7 +34,8 @@ from geodistill.data.vigor import (DATASET_JSON, SPLIT_DIR, FormatError, city_di
 from geodistill.geometry import label_to_pixel
 from geodistill.io import atomic_file
 
-COLUMNS = ["pano_path", "sat_path", "city", "split", "area", "gt_row", "gt_col", "mpp", "yaw_deg", "sat_size"]
+COLUMNS = ["pano_path", "sat_path", "city", "split", "area", "gt_row", "gt_col", "mpp", "yaw_deg", "sat_size",
+           "tiles"]
 AREAS = ["same", "cross"]
 SPLITS = ["train", "val", "test"]
 
@@ -103,6 +106,7 @@ def _rows(root: Path, area: str, city: str, which: str, trainable: bool, params:
         "gt_row": np.array([p[0] for p in pixels], dtype=np.float64),
         "gt_col": np.array([p[1] for p in pixels], dtype=np.float64),
         "mpp": float(mpp), "yaw_deg": 0.0, "sat_size": int(size),
+        "tiles": [";".join(ln.sats) for ln in lines],
     }, columns=COLUMNS)
 
 
