@@ -7,7 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from geodistill.cli import app
-from geodistill.data.bev import ImageError, _jpeg_width, load_bev, read_panorama, reduction_for, render_all
+from geodistill.data.bev import ImageError, jpeg_width, load_bev, read_panorama, reduction_for, render_all
 from geodistill.data.synth.writer import write_world
 from geodistill.geometry import render_bev
 
@@ -28,10 +28,10 @@ def test_reduced_decode_factor():
     assert reduction_for(4096, 100) == 8
 
 
-def test_jpeg_width_from_header(tmp_path):
+def testjpeg_width_from_header(tmp_path):
     path = tmp_path / "p.jpg"
     cv2.imwrite(str(path), np.zeros((50, 100, 3), np.uint8))
-    assert _jpeg_width(str(path)) == 100
+    assert jpeg_width(str(path)) == 100
 
 
 def test_render_all_packs_every_panorama(world, tmp_path):

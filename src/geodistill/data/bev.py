@@ -53,7 +53,7 @@ def read_panorama(path: str | Path, reduce: int = 1) -> np.ndarray:
     return image[..., ::-1]
 
 
-def _jpeg_width(path: str) -> int:
+def jpeg_width(path: str) -> int:
     """Width from the JPEG header without decoding (SOF marker), 0 if not found."""
     with open(path, "rb") as f:
         data = f.read(65536)
@@ -74,7 +74,7 @@ _JOB: dict = {}
 def _render(path: str) -> np.ndarray:
     size, mpp, cam_h = _JOB["size"], _JOB["mpp"], _JOB["cam_h"]
     is_jpeg = path.lower().endswith((".jpg", ".jpeg"))
-    reduce = reduction_for(_jpeg_width(path), _JOB["min_width"]) if is_jpeg else 1
+    reduce = reduction_for(jpeg_width(path), _JOB["min_width"]) if is_jpeg else 1
     return render_bev(read_panorama(path, reduce), size, mpp, cam_h)
 
 
