@@ -1,0 +1,152 @@
+"""G2SWeakly (Shi et al., ECCV 2024; REFERENCE.md section 4): weakly supervised localization by
+correlating ground features projected onto the ground plane with satellite features.
+
+    model = G2SWeakly(params.baselines["g2s_vgg"], camera_height_m=2.0)
+    maps = model(pano, sat, sat_mpp)              # per level (B, P, P): cosine score per position
+    loss = weak_loss(model(pano, sat, sat_mpp, all_pairs=True), margin_scale=10.0)
+    row, col = locate(maps[-1])                   # sub-cell peak of the finest level
+
+Geometry, per level with satellite features of A x A cells at stride s: a cell is
+s * sat_mpp metres (sat_mpp = metres per satellite INPUT pixel of the sample), the ground
+features are projected onto a c x c grid of the same cells around the camera (c = the
+crop_fraction of A, even, camera at cell (c/2, c/2)), and the grid slides over the satellite
+features: the score at position (u, v) puts the camera at satellite cell (u + c/2, v + c/2),
+whose centre is input pixel (u + c/2) * s + (s - 1) / 2 (see cell_to_input_pixel).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from geodistill.config import G2SParams, UnetEncoderParams
+from geodistill.geometry import sample_bev
+from geodistill.models.decoders import DptEncoder, UnetEncoder
+
+
+def build_encoder(p: G2SParams, image_size: tuple[int, int]) -> nn.Module:
+    """One view's multi-level encoder; image_size = (H, W) of its input."""
+    e = p.encoder
+    if isinstance(e, UnetEncoderParams):
+        return UnetEncoder(e.backbone, e.channels, p.pretrained, p.weights)
+    return DptEncoder(e.backbone, e.blocks, e.channels, image_size, p.pretrained, p.weights, e.freeze)
+
+
+class G2SWeakly(nn.Module):
+    def __init__(self, p: G2SParams, camera_height_m: float):
+        super().__init__()
+        w, h = p.pano_size
+        self.ground_encoder = build_encoder(p, (h, w))
+        self.sat_encoder = build_encoder(p, (p.sat_size, p.sat_size))
+        self.strides = list(self.sat_encoder.strides)
+        self.sat_cells = [p.sat_size // s for s in self.strides]
+        self.crops = [max(2, 2 * round(p.crop_fraction * a / 2)) for a in self.sat_cells]
+        self.camera_height_m = camera_height_m
+
+    def forward(self, pano: torch.Tensor, sat: torch.Tensor, sat_mpp: torch.Tensor,
+                column_mask: torch.Tensor | None = None, all_pairs: bool = False) -> list[torch.Tensor]:
+        """pano (B, H, W, 3) and sat (B, S, S, 3) uint8, sat_mpp (B,) metres per satellite input
+        pixel, column_mask (B, W) in [0, 1] (0 = occluded panorama column) or None.
+        Returns one score map per level, coarse to fine: (B, P, P) for each sample with its own
+        satellite, or (B_sat, B_ground, P, P) for every pair when all_pairs."""
+        ground = self.ground_encoder(pano)                       # [(B, C, H/s, W/s), (B, 1, H/s, W/s)]
+        sats = self.sat_encoder(sat)                             # [(B, C, S/s, S/s), (B, 1, S/s, S/s)]
+        maps = []
+        for (gf, gc), (sf, sc), s, c in zip(ground, sats, self.strides, self.crops):
+            if column_mask is not None:
+                m = F.interpolate(column_mask[:, None, None, :].float(), size=(1, gf.shape[-1]), mode="area")
+                gf, gc = gf * m, gc * m                          # (B, C, h, w), (B, 1, h, w)
+            bev = project(torch.cat([gf, gc], dim=1), c, sat_mpp * s, self.camera_height_m)   # (B, C+1, c, c)
+            maps.append(correlate(sf * sc, bev[:, :-1], bev[:, -1:], all_pairs))
+        return maps
+
+
+def project(feat: torch.Tensor, size: int, cell_m: torch.Tensor, cam_h: float) -> torch.Tensor:
+    """Panorama feature maps (B, C, h, w) -> (B, C, size, size) ground-plane grids, camera at cell
+    (size/2, size/2), north up, cell_m (B,) metres per cell (one lookup table per distinct value)."""
+    out = feat.new_empty(feat.shape[0], feat.shape[1], size, size)
+    for m in torch.unique(cell_m):
+        rows = (cell_m == m).nonzero()[:, 0]
+        out[rows] = sample_bev(feat[rows], size, float(m), cam_h)
+    return out
+
+
+def correlate(sat: torch.Tensor, bev: torch.Tensor, weight: torch.Tensor, all_pairs: bool = False) -> torch.Tensor:
+    """Weighted cosine between the BEV grid and every satellite window it fits in.
+
+    sat: (B, C, A, A) satellite features (confidence applied); bev: (B, C, c, c) projected ground
+    features and weight: (B, 1, c, c) their confidence. With t = weight * bev, the score at a
+    position is the cosine between weight * (satellite window) and t:
+        sum(weight * t . sat) / (|t| * sqrt(sum(weight^2 |sat|^2))),
+    so occluded (weight 0) cells take no part. Returns (B, P, P), P = A - c + 1, pairing sample
+    i's BEV with satellite i, or (B_sat, B_ground, P, P) for all pairs.
+    """
+    B, C, A, _ = sat.shape
+    t = weight * bev                                             # (B, C, c, c)
+    t_norm = t.flatten(1).norm(dim=1).clamp_min(1e-8)            # (B,)
+    energy = sat.square().sum(dim=1, keepdim=True)               # (B, 1, A, A)
+    if all_pairs:
+        num = F.conv2d(sat, weight * t)                          # (B_sat, B_ground, P, P)
+        den = F.conv2d(energy, weight.square()).clamp_min(1e-8).sqrt() * t_norm.view(1, B, 1, 1)
+        return num / den
+    num = F.conv2d(sat.reshape(1, B * C, A, A), weight * t, groups=B)          # (1, B, P, P)
+    den = F.conv2d(energy.reshape(1, B, A, A), weight.square(), groups=B)      # (1, B, P, P)
+    return (num / (den.clamp_min(1e-8).sqrt() * t_norm.view(1, B, 1, 1)))[0]
+
+
+def weak_loss(pair_maps: list[torch.Tensor], margin_scale: float) -> torch.Tensor:
+    """G2SWeakly's weak loss, averaged over levels: for ground i and satellite j, the distance
+    d_ij = min over positions of (2 - 2 score); the soft-margin triplet
+    sum over i != j of log(1 + exp(gamma (d_ii - d_ij))) / (B (B - 1)), ground-anchored.
+    pair_maps: per level (B_sat, B_ground, P, P) from all_pairs=True."""
+    losses = []
+    for maps in pair_maps:
+        B = maps.shape[0]
+        d = (2 - 2 * maps.flatten(2).amax(dim=2)).T              # (B_ground, B_sat)
+        diff = margin_scale * (d.diagonal()[:, None] - d)        # (B, B)
+        off = ~torch.eye(B, dtype=torch.bool, device=d.device)
+        losses.append(F.softplus(diff[off]).sum() / (B * (B - 1)))
+    return torch.stack(losses).mean()
+
+
+def locate(scores: torch.Tensor) -> torch.Tensor:
+    """(B, P, P) score maps -> (B, 2) sub-cell peak (row, col) in map cells: the argmax refined
+    by a parabola through it and its two neighbours along each axis (exact for a quadratic peak;
+    at the border, or where the fit is not a maximum, the argmax is kept on that axis)."""
+    B, P, Q = scores.shape
+    flat = scores.flatten(1).argmax(dim=1)
+    r, c = flat // Q, flat % Q
+    peak = torch.stack([r, c], dim=1).to(scores.dtype)
+    b = torch.arange(B, device=scores.device)
+    for axis, (n, here) in enumerate([(P, r), (Q, c)]):
+        lo, hi = (here - 1).clamp(min=0), (here + 1).clamp(max=n - 1)
+        at = (lambda k: scores[b, k, c]) if axis == 0 else (lambda k: scores[b, r, k])
+        s0, s1, s2 = at(lo), at(here), at(hi)
+        curvature = s0 - 2 * s1 + s2
+        ok = (here > 0) & (here < n - 1) & (curvature < 0)
+        shift = torch.where(ok, 0.5 * (s0 - s2) / torch.where(ok, curvature, -1.0), 0.0)
+        peak[:, axis] += shift.clamp(-0.5, 0.5)
+    return peak
+
+
+def cell_to_input_pixel(peak: torch.Tensor, crop: int, stride: int) -> torch.Tensor:
+    """(B, 2) peak (row, col) of a score map -> the camera's (row, col) in satellite INPUT pixels
+    (pixel centres at integers): satellite cell x covers input pixels [x s, (x + 1) s)."""
+    return (peak + crop / 2) * stride + (stride - 1) / 2
+
+
+def input_to_tile_pixel(xy: torch.Tensor, input_px: int, tile_px: torch.Tensor | int) -> torch.Tensor:
+    """Satellite input pixel coordinates -> pixel coordinates of the tile as stored (resized from
+    tile_px to input_px; pixel centres at integers on both sides)."""
+    scale = torch.as_tensor(tile_px, dtype=xy.dtype, device=xy.device).reshape(-1, 1) / input_px
+    return (xy + 0.5) * scale - 0.5
+
+
+@torch.no_grad()
+def predict_tile_pixels(model: G2SWeakly, pano: torch.Tensor, sat: torch.Tensor, sat_mpp: torch.Tensor,
+                        tile_px: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Camera position (B, 2) (row, col) in pixels of the tiles as stored (tile_px (B,) sides),
+    from the finest level's score map, which is returned too (B, P, P)."""
+    scores = model(pano, sat, sat_mpp)[-1]
+    xy = cell_to_input_pixel(locate(scores), model.crops[-1], model.strides[-1])
+    return input_to_tile_pixel(xy, sat.shape[1], tile_px), scores
