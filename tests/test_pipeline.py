@@ -25,6 +25,7 @@ def _run(args, cwd):
 def test_dvc_repro_smoke(tmp_path):
     shutil.copy(REPO / "dvc.yaml", tmp_path / "dvc.yaml")
     shutil.copy(REPO / "configs" / "smoke.yaml", tmp_path / "params.yaml")
+    (tmp_path / "src").symlink_to(REPO / "src")                  # stages depend on their source files
     dvc = [sys.executable, "-m", "dvc"]
     _run(dvc + ["init", "--no-scm", "-q"], tmp_path)
     _run(dvc + ["repro"], tmp_path)
@@ -37,6 +38,11 @@ def test_dvc_repro_smoke(tmp_path):
     assert bev.shape[0] == table.pano_path.nunique()
     metrics = json.loads((tmp_path / "reports" / "metrics" / "orientation.json").read_text())
     assert set(metrics) == {"same", "cross"} and all(0 <= m["mean_deg"] <= 180 for m in metrics.values())
-    assert "orientation.json" in _run(dvc + ["metrics", "show"], tmp_path)
+    for run in ("g2s_vgg-same", "g2s_vgg-cross", "g2s_dino-same", "g2s_dino-cross"):
+        m = json.loads((tmp_path / "reports" / "metrics" / f"{run}.json").read_text())
+        assert {"2dof", "3dof", "tile_centre"} <= set(m) and m["2dof"]["n"] == m["tile_centre"]["n"] > 0
+        assert (tmp_path / "data" / "baselines" / run / "best.pt").is_file()
+    shown = _run(dvc + ["metrics", "show"], tmp_path)
+    assert "orientation.json" in shown and "g2s_dino-cross.json" in shown
     assert "up to date" in _run(dvc + ["repro"], tmp_path)     # nothing reruns on unchanged params
     assert "up to date" in _run(dvc + ["status"], tmp_path)

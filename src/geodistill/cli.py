@@ -44,9 +44,10 @@ def _friendly(fn):
     def wrapper(*args, **kwargs):
         from geodistill.data.bev import ImageError
         from geodistill.data.vigor import FormatError
+        from geodistill.training.checkpoint import CheckpointError
         try:
             return fn(*args, **kwargs)
-        except (ConfigError, UserError, FormatError, ImageError, FileNotFoundError) as e:
+        except (ConfigError, UserError, FormatError, ImageError, CheckpointError, FileNotFoundError) as e:
             typer.echo(f"error: {e}", err=True)
             raise typer.Exit(2) from None
     return wrapper
@@ -153,6 +154,60 @@ def bev(pano: Path = typer.Option(..., help="equirectangular panorama (W = 2H)")
     if not cv2.imwrite(str(out), image[..., ::-1]):
         raise UserError(f"cannot write {out} (unknown image extension?)")
     typer.echo(f"{pano} -> {out} ({size}x{size}, {mpp} m/px)")
+
+
+@app.command("train-baseline")
+@_friendly
+def train_baseline_stage(config: Path = ConfigOpt,
+                         method: str = typer.Option(..., help="a key of params baselines (g2s_vgg, g2s_dino)"),
+                         area: str = typer.Option(..., help="same or cross"),
+                         index: Path = typer.Option(Path("data/index.csv"), help="sample table"),
+                         out: Path = typer.Option(..., help="checkpoint folder (best.pt, last.pt, history.csv)")):
+    """Train a weakly supervised localization baseline on one area protocol."""
+    from geodistill.training.baseline import train_baseline
+    params = _params(config)
+    if area not in ("same", "cross"):
+        raise UserError(f"--area must be same or cross, got {area!r}")
+    if not index.is_file():
+        raise UserError(f"sample table not found: {index}")
+    result = train_baseline(index, out, method, area, params)
+    typer.echo(f"{method}-{area}: best validation mean error {result['best_val_mean_m']:.2f} m -> {out}")
+
+
+@app.command()
+@_friendly
+def evaluate(checkpoint: Path = typer.Option(..., help="best.pt of a train-baseline run"),
+             index: Path = typer.Option(Path("data/index.csv"), help="sample table"),
+             orientation: Path = typer.Option(..., help="test_predictions.csv of train-orientation, same area"),
+             predictions: Path = typer.Option(..., help="per-sample CSV to write"),
+             metrics: Path = typer.Option(..., help="metrics JSON to write")):
+    """2-DoF and 3-DoF localization metrics on the test split, with the tile-centre reference."""
+    from geodistill.evaluation import evaluate as run
+    for path, what in ((index, "sample table"), (orientation, "orientation predictions")):
+        if not path.is_file():
+            raise UserError(f"{what} not found: {path}")
+    m = run(checkpoint, index, orientation, predictions, metrics)
+    for k in ("2dof", "3dof", "tile_centre"):
+        typer.echo(f"{m['method']}-{m['area']} {k}: mean {m[k]['mean_m']:.2f} m, median {m[k]['median_m']:.2f} m, "
+                   f"within 1/3/5 m {100 * m[k]['within_1_m']:.1f}/{100 * m[k]['within_3_m']:.1f}/"
+                   f"{100 * m[k]['within_5_m']:.1f}%")
+
+
+@app.command()
+@_friendly
+def localize(checkpoint: Path = typer.Option(..., help="best.pt of a train-baseline run"),
+             pano: Path = typer.Option(..., help="equirectangular panorama (W = 2H), north at the centre column"),
+             sat: Path = typer.Option(..., help="square satellite image containing the camera"),
+             mpp: float = typer.Option(..., help="metres per pixel of the satellite image"),
+             yaw: float = typer.Option(0.0, help="heading of the panorama's centre column (degrees clockwise "
+                                                 "from north); the panorama is turned back by it"),
+             heatmap: Path = typer.Option(None, help="PNG of the score map over the satellite image")):
+    """Localize one panorama in one satellite image; prints JSON (pixel, metres east/north)."""
+    import json
+
+    from geodistill.localize import localize_pair
+    result = localize_pair(checkpoint, pano, sat, mpp, yaw, heatmap)
+    typer.echo(json.dumps(result, indent=2))
 
 
 def main() -> None:  # pragma: no cover - console entry

@@ -1,0 +1,64 @@
+"""Localize one panorama in one satellite image with a trained checkpoint.
+
+    geodistill localize --checkpoint data/baselines/g2s_vgg-cross/best.pt \
+        --pano pano.jpg --sat tile.png --mpp 0.114 [--yaw 30] [--heatmap scores.png]
+
+Prints the camera's pixel (row, col) in the satellite image as given, its offset from the image
+centre in metres (east, north), and the yaw the panorama was turned back by.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from geodistill.data.bev import ImageError, read_panorama
+from geodistill.geometry import roll_panorama
+from geodistill.models.g2s import cell_to_input_pixel, input_to_tile_pixel, predict_tile_pixels
+from geodistill.training.baseline import load_checkpoint
+
+
+def localize_pair(checkpoint: Path, pano_path: Path, sat_path: Path, mpp: float, yaw_deg: float = 0.0,
+                  heatmap: Path | None = None) -> dict:
+    if mpp <= 0:
+        raise ValueError(f"--mpp must be positive, got {mpp}")
+    model, state = load_checkpoint(checkpoint)
+    (W, H), S_in = state["method_params"]["pano_size"], state["method_params"]["sat_size"]
+    pano = roll_panorama(read_panorama(pano_path), -yaw_deg)                  # north at the centre column
+    sat = cv2.imread(str(sat_path), cv2.IMREAD_COLOR)
+    if sat is None:
+        raise ImageError(f"cannot read satellite image {sat_path} (missing or corrupt)")
+    if sat.shape[0] != sat.shape[1]:
+        raise ImageError(f"satellite image {sat_path} is {sat.shape[1]}x{sat.shape[0]}; it must be square")
+    S = sat.shape[0]
+    pano_in = cv2.resize(np.ascontiguousarray(pano), (W, H), interpolation=cv2.INTER_AREA)[None]   # (1, H, W, 3)
+    sat_in = cv2.resize(sat[..., ::-1], (S_in, S_in), interpolation=cv2.INTER_AREA)[None]         # (1, S, S, 3)
+    pixel, scores = predict_tile_pixels(model, torch.from_numpy(pano_in), torch.from_numpy(sat_in),
+                                        torch.tensor([S * mpp / S_in]), torch.tensor([S]))
+    row, col = (float(v) for v in pixel[0])
+    if heatmap is not None:
+        _save_heatmap(heatmap, sat, scores[0].numpy(), model, S_in, (row, col))
+    return {"pixel": {"row": row, "col": col}, "offset_m": {"east": (col - S / 2) * mpp, "north": (S / 2 - row) * mpp},
+            "yaw_deg": yaw_deg, "method": state["method"], "checkpoint": str(checkpoint)}
+
+
+def _save_heatmap(path: Path, sat_bgr: np.ndarray, scores: np.ndarray, model, sat_in: int,
+                  peak: tuple[float, float]) -> None:
+    """The score map (P, P) coloured over the satellite image, the peak marked."""
+    S, P = sat_bgr.shape[0], scores.shape[0]
+    corners = torch.tensor([[-0.5, -0.5], [P - 0.5, P - 0.5]])               # outer edges of the score cells
+    (top, left), (bottom, right) = input_to_tile_pixel(
+        cell_to_input_pixel(corners, model.crops[-1], model.strides[-1]), sat_in, S).round().int().tolist()
+    norm = (scores - scores.min()) / max(float(np.ptp(scores)), 1e-8)
+    heat = cv2.applyColorMap((255 * norm).astype(np.uint8), cv2.COLORMAP_JET)
+    out = sat_bgr.copy()
+    box = np.s_[max(top, 0):min(bottom, S), max(left, 0):min(right, S)]
+    patch = cv2.resize(heat, (right - left, bottom - top), interpolation=cv2.INTER_LINEAR)
+    patch = patch[max(-top, 0):, max(-left, 0):][: box[0].stop - box[0].start, : box[1].stop - box[1].start]
+    out[box] = cv2.addWeighted(out[box], 0.5, patch, 0.5, 0)
+    cv2.circle(out, (round(peak[1]), round(peak[0])), max(2, S // 100), (255, 255, 255), -1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(path), out):
+        raise ValueError(f"cannot write {path} (unknown image extension?)")

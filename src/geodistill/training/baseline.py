@@ -1,0 +1,139 @@
+"""Train a weakly supervised localization baseline on one area protocol.
+
+    geodistill train-baseline --config params.yaml --method g2s_vgg --area cross \
+        --index data/index.csv --out data/baselines/g2s_vgg-cross
+
+Weak supervision: the loss sees only which tile each panorama belongs to, and a batch never
+holds two samples that share any tile. Camera positions are used only to score the validation
+split after each epoch, which picks `best.pt`. Each epoch logs one line and saves `last.pt`; a
+rerun resumes from it when params and code are unchanged. Outputs in <out>/: best.pt, last.pt,
+history.csv. A checkpoint carries its method's params, so evaluation rebuilds the model from it.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from geodistill.config import G2SParams, Params
+from geodistill.io import atomic_file
+from geodistill.metrics import localization_metrics
+from geodistill.models.g2s import G2SWeakly, predict_tile_pixels, weak_loss
+from geodistill.training.checkpoint import CheckpointError, Checkpointer
+from geodistill.training.samples import LocalizationSamples, tile_disjoint_batches
+
+log = logging.getLogger(__name__)
+
+
+def build_model(p: G2SParams, camera_height_m: float, seed: int) -> G2SWeakly:
+    """A freshly initialised model; its weights depend only on the params and the seed."""
+    torch.manual_seed(seed)
+    return G2SWeakly(p, camera_height_m)
+
+
+def load_checkpoint(path: Path, method: str | None = None) -> tuple[G2SWeakly, dict]:
+    """The model saved in a baseline checkpoint, and the checkpoint's metadata. Raises a clear
+    error for a missing file or, when `method` is given, a checkpoint of another method."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path} (train it first; nothing is trained implicitly)")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise CheckpointError(f"cannot read checkpoint {path} ({type(e).__name__}: {e})") from None
+    if not isinstance(state, dict) or "method" not in state or "method_params" not in state:
+        raise CheckpointError(f"{path} is not a localization checkpoint (no method recorded)")
+    if method is not None and state["method"] != method:
+        raise CheckpointError(f"{path} holds method {state['method']!r}, not {method!r}")
+    p = G2SParams.model_validate(state["method_params"])
+    model = G2SWeakly(p, state["camera_height_m"])
+    model.load_state_dict(state["model"])
+    return model.eval(), state
+
+
+def predict(model: G2SWeakly, data: LocalizationSamples, batch_size: int, roll_deg=None) -> pd.DataFrame:
+    """Per-sample predicted tile pixel and error in metres (roll_deg: optional (N,) panorama turns)."""
+    model.eval()
+    rows = []
+    for start in tqdm(range(0, len(data), batch_size), desc=f"{data.desc}: predict", leave=False, disable=None):
+        idx = np.arange(start, min(start + batch_size, len(data)))
+        pano, sat, mpp = data.batch(idx, None if roll_deg is None else roll_deg[idx])
+        tile_px = torch.from_numpy(data.rows.sat_size.to_numpy()[idx])
+        rows.append(predict_tile_pixels(model, pano, sat, mpp, tile_px)[0].numpy())
+    pred = np.concatenate(rows) if rows else np.zeros((0, 2))
+    truth = data.rows[["gt_row", "gt_col"]].to_numpy()
+    error = np.hypot(*(pred - truth).T) * data.rows.mpp.to_numpy()
+    return pd.DataFrame({"pano_path": data.rows.pano_path, "city": data.rows.city, "gt_row": truth[:, 0],
+                         "gt_col": truth[:, 1], "pred_row": pred[:, 0], "pred_col": pred[:, 1], "error_m": error})
+
+
+def train_baseline(index_path: Path, out: Path, method: str, area: str, params: Params) -> dict:
+    """Train `method` on the area's train split, keep the best by validation mean error."""
+    if method not in params.baselines:
+        raise ValueError(f"unknown method {method!r} (params baselines: {', '.join(params.baselines)})")
+    p, t = params.baselines[method], params.train
+    if t.threads:
+        torch.set_num_threads(t.threads)
+    torch.use_deterministic_algorithms(True)
+    index = pd.read_csv(index_path)
+    splits = {s: LocalizationSamples(index[(index.area == area) & (index.split == s)], p.pano_size, p.sat_size,
+                                     desc=f"{method}-{area} {s}") for s in ("train", "val")}
+    for s, data in splits.items():
+        if len(data) < 2:
+            raise ValueError(f"{index_path}: the {area}-area {s} split has {len(data)} samples (need 2)")
+    model = build_model(p, params.bev.camera_height_m, t.seed)
+    trainable = [q for q in model.parameters() if q.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=p.lr, weight_decay=p.weight_decay)
+    key = {"method": method, "area": area, "baseline": p.model_dump(), "train": t.model_dump(),
+           "camera_height_m": params.bev.camera_height_m, "index": _digest(index_path)}
+    ckpt = Checkpointer(out, key)
+    history, start_epoch, best = [], 0, float("inf")
+    state = ckpt.load("last")
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        start_epoch, best, history = state["epoch"] + 1, state["best"], state["history"]
+        log.info("%s-%s: resuming after epoch %d", method, area, state["epoch"] + 1)
+    meta = {"method": method, "area": area, "method_params": p.model_dump(mode="json"),
+            "camera_height_m": params.bev.camera_height_m}
+
+    for epoch in range(start_epoch, p.epochs):
+        t0 = time.perf_counter()
+        torch.manual_seed(t.seed + epoch)
+        batches = tile_disjoint_batches(splits["train"].tiles, p.batch_size, t.seed, epoch, p.max_train_samples)
+        model.train()
+        total, seen = 0.0, 0
+        for idx in tqdm(batches, desc=f"{method}-{area} epoch {epoch + 1}", leave=False, disable=None):
+            pano, sat, mpp = splits["train"].batch(idx)
+            loss = weak_loss(model(pano, sat, mpp, all_pairs=True), p.margin_scale)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"{method}-{area}: loss is {loss.item()} at epoch {epoch + 1}; "
+                                         f"last good checkpoint kept in {ckpt.path('last')}")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(trainable, p.grad_clip)
+            optimizer.step()
+            total, seen = total + loss.item() * len(idx), seen + len(idx)
+        val = localization_metrics(predict(model, splits["val"], p.batch_size).error_m)
+        history.append({"epoch": epoch + 1, "train_loss": total / max(seen, 1), "val_mean_m": val["mean_m"],
+                        "val_median_m": val["median_m"], "seconds": time.perf_counter() - t0})
+        log.info("%s-%s epoch %d/%d: loss %.4f, val mean %.2f m, median %.2f m (%.0fs)", method, area, epoch + 1,
+                 p.epochs, history[-1]["train_loss"], val["mean_m"], val["median_m"], history[-1]["seconds"])
+        if val["mean_m"] < best:
+            best = val["mean_m"]
+            ckpt.save("best", {**meta, "model": model.state_dict(), "epoch": epoch, "val": val})
+        ckpt.save("last", {**meta, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                           "epoch": epoch, "best": best, "history": history})
+    with atomic_file(Path(out) / "history.csv") as tmp:
+        pd.DataFrame(history).to_csv(tmp, index=False)
+    return {"best_val_mean_m": best, "epochs": p.epochs}
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]

@@ -1,0 +1,93 @@
+"""Localization samples: panoramas and satellite tiles at a network's input size, and batches
+that never pair two samples sharing a satellite tile (weak supervision needs true negatives).
+
+    data = LocalizationSamples(index[index.split == "train"], pano_size=(256, 128), sat_px=128)
+    for idx in tile_disjoint_batches(data.tiles, batch_size=8, seed=2023, epoch=0):
+        pano, sat, sat_mpp = data.batch(idx)          # (B, H, W, 3), (B, S, S, 3) uint8, (B,)
+
+Images are decoded once (JPEGs at a reduced size when the input is smaller) and kept in memory,
+so after the first pass a batch costs only array copies.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from geodistill.data.bev import ImageError, jpeg_width, read_panorama, reduction_for
+from geodistill.geometry import roll_panorama
+
+
+class LocalizationSamples:
+    def __init__(self, rows: pd.DataFrame, pano_size: tuple[int, int], sat_px: int, desc: str = "samples"):
+        if "tiles" not in rows.columns:
+            raise ValueError("the sample table has no `tiles` column: rebuild it with `geodistill index`")
+        self.rows = rows.reset_index(drop=True)
+        self.pano_size, self.sat_px, self.desc = tuple(pano_size), sat_px, desc
+        self.tiles = [set(t.split(";")) for t in self.rows.tiles]
+        self.sat_mpp = (self.rows.sat_size * self.rows.mpp / sat_px).to_numpy(np.float32)   # (N,) m per input px
+        self._panos: np.ndarray | None = None
+        self._sats: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def load(self) -> "LocalizationSamples":
+        """Decode every panorama and tile once (idempotent)."""
+        if self._panos is not None:
+            return self
+        W, H = self.pano_size
+        panos = np.empty((len(self), H, W, 3), np.uint8)
+        for i, path in enumerate(tqdm(self.rows.pano_path, desc=f"{self.desc}: panoramas", leave=False, disable=None)):
+            reduce = reduction_for(jpeg_width(path), W) if path.lower().endswith((".jpg", ".jpeg")) else 1
+            image = read_panorama(path, reduce)
+            panos[i] = cv2.resize(image, (W, H), interpolation=cv2.INTER_AREA)
+        unique = list(dict.fromkeys(self.rows.sat_path))
+        tiles = {p: _read_tile(p, self.sat_px) for p in unique}
+        self._sats = np.stack([tiles[p] for p in self.rows.sat_path])
+        self._panos = panos
+        return self
+
+    def batch(self, idx, roll_deg=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Panoramas (B, H, W, 3), tiles (B, S, S, 3) uint8 and metres per tile input pixel (B,).
+        roll_deg: optional (B,) turns applied to the panoramas (roll_panorama)."""
+        self.load()
+        idx = np.asarray(idx)
+        panos = self._panos[idx]
+        if roll_deg is not None:
+            panos = np.stack([roll_panorama(p, float(r)) for p, r in zip(panos, roll_deg)])
+        return torch.from_numpy(panos), torch.from_numpy(self._sats[idx]), torch.from_numpy(self.sat_mpp[idx])
+
+
+def _read_tile(path: str, size: int) -> np.ndarray:
+    image = cv2.imread(path, cv2.IMREAD_COLOR)
+    if image is None:
+        raise ImageError(f"cannot read satellite image {path} (missing or corrupt)")
+    if image.shape[0] != image.shape[1]:
+        raise ImageError(f"satellite image {path} is {image.shape[1]}x{image.shape[0]}, not square")
+    return cv2.resize(image[..., ::-1], (size, size), interpolation=cv2.INTER_AREA)
+
+
+def tile_disjoint_batches(tiles: list[set], batch_size: int, seed: int, epoch: int,
+                          limit: int = 0) -> list[np.ndarray]:
+    """Shuffle (seeded by (seed, epoch)) and cut into batches in which no two samples share a
+    tile: each sample goes to the first open batch it does not clash with. Batches hold
+    batch_size samples except possibly the last few; `limit` > 0 keeps only that many samples."""
+    order = np.random.default_rng([seed, epoch]).permutation(len(tiles))
+    if limit:
+        order = order[:limit]
+    open_batches: list[tuple[list[int], set]] = []
+    done: list[np.ndarray] = []
+    for i in order:
+        home = next((b for b in open_batches if not (b[1] & tiles[i])), None)
+        if home is None:
+            home = ([], set())
+            open_batches.append(home)
+        home[0].append(int(i))
+        home[1].update(tiles[i])
+        if len(home[0]) == batch_size:
+            open_batches.remove(home)
+            done.append(np.array(home[0]))
+    return done + [np.array(b[0]) for b in open_batches if len(b[0]) >= 2]

@@ -1,0 +1,135 @@
+"""Baseline training machinery: tile-disjoint batches, resume, checkpoints, evaluate, localize."""
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from geodistill.cli import app
+from geodistill.data.bev import ImageError
+from geodistill.data.index import build_index, write_index
+from geodistill.data.synth.writer import write_world
+from geodistill.evaluation import evaluate
+from geodistill.training import baseline
+from geodistill.training.checkpoint import CheckpointError, Checkpointer
+from geodistill.training.samples import LocalizationSamples, tile_disjoint_batches
+
+
+def test_batches_never_share_a_tile_and_lose_nothing_they_can_keep():
+    rng = np.random.default_rng(0)
+    tiles = [{f"t{a}", f"t{a + 1}", f"t{a + 10}", f"t{a + 11}"} for a in rng.integers(0, 60, size=200)]
+    batches = tile_disjoint_batches(tiles, batch_size=8, seed=1, epoch=0)
+    for b in batches:
+        assert 2 <= len(b) <= 8
+        seen: set = set()
+        for i in b:
+            assert not (tiles[i] & seen)
+            seen |= tiles[i]
+    used = np.concatenate(batches)
+    assert len(set(used)) == len(used) >= 190                       # only unmatched leftovers drop
+    again = tile_disjoint_batches(tiles, batch_size=8, seed=1, epoch=0)
+    assert all((a == b).all() for a, b in zip(batches, again))     # deterministic
+    assert not all((a == b).all() for a, b in zip(batches, tile_disjoint_batches(tiles, 8, 1, 1)))
+    assert sum(map(len, tile_disjoint_batches(tiles, 8, 1, 0, limit=40))) <= 40
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory, smoke_params):
+    """The smoke world and index, and params for a short g2s_vgg run."""
+    root = tmp_path_factory.mktemp("baseline")
+    write_world(smoke_params.synth, root / "world")
+    write_index(build_index(root / "world", smoke_params.index), root / "index.csv")
+    return root, smoke_params
+
+
+def test_samples_name_a_corrupt_image(smoke_run, tmp_path):
+    root, params = smoke_run
+    rows = pd.read_csv(root / "index.csv").head(3).copy()
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"not a png")
+    rows.loc[1, "sat_path"] = str(bad)
+    with pytest.raises(ImageError, match="broken.png"):
+        LocalizationSamples(rows, (128, 64), 64).load()
+    data = LocalizationSamples(pd.read_csv(root / "index.csv").head(3), (128, 64), 64)
+    pano, sat, mpp = data.batch([2, 0])
+    assert pano.shape == (2, 64, 128, 3) and sat.shape == (2, 64, 64, 3) and pano.dtype == torch.uint8
+    np.testing.assert_allclose(mpp.numpy(), data.rows.sat_size[[2, 0]] * data.rows.mpp[[2, 0]] / 64)
+
+
+def test_training_resumes_to_the_same_result_and_checkpoints_are_checked(smoke_run, monkeypatch):
+    root, params = smoke_run
+    clean = baseline.train_baseline(root / "index.csv", root / "a", "g2s_vgg", "same", params)
+
+    real_save = Checkpointer.save
+
+    def crash_after_first_epoch(self, name, state):
+        real_save(self, name, state)
+        if name == "last":
+            raise KeyboardInterrupt("simulated kill")
+
+    monkeypatch.setattr(Checkpointer, "save", crash_after_first_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        baseline.train_baseline(root / "index.csv", root / "b", "g2s_vgg", "same", params)
+    monkeypatch.setattr(Checkpointer, "save", real_save)
+    assert baseline.train_baseline(root / "index.csv", root / "b", "g2s_vgg", "same", params) == clean
+    a = torch.load(root / "a" / "best.pt", weights_only=True)["model"]
+    b = torch.load(root / "b" / "best.pt", weights_only=True)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+    model, state = baseline.load_checkpoint(root / "a" / "best.pt", "g2s_vgg")
+    assert state["area"] == "same" and not model.training
+    with pytest.raises(CheckpointError, match="holds method 'g2s_vgg', not 'g2s_dino'"):
+        baseline.load_checkpoint(root / "a" / "best.pt", "g2s_dino")
+    with pytest.raises(CheckpointError, match="not found.*nothing is trained implicitly"):
+        baseline.load_checkpoint(root / "missing" / "best.pt")
+    torch.save({"weights": torch.zeros(2)}, root / "other.pt")
+    with pytest.raises(CheckpointError, match="not a localization checkpoint"):
+        baseline.load_checkpoint(root / "other.pt")
+
+
+def test_evaluate_and_localize(smoke_run, tmp_path):
+    root, params = smoke_run
+    baseline.train_baseline(root / "index.csv", tmp_path / "run", "g2s_vgg", "cross", params)
+    index = pd.read_csv(root / "index.csv")
+    test = index[(index.area == "cross") & (index.split == "test")]
+    orient = pd.DataFrame({"pano_path": test.pano_path, "true_yaw_deg": 10.0, "pred_yaw_deg": 7.0})
+    orient.to_csv(tmp_path / "orient.csv", index=False)
+    m = evaluate(tmp_path / "run" / "best.pt", root / "index.csv", tmp_path / "orient.csv",
+                 tmp_path / "pred.csv", tmp_path / "m.json")
+    assert json.loads((tmp_path / "m.json").read_text()) == m
+    assert m["2dof"]["n"] == m["3dof"]["n"] == len(test) and set(m["2dof"]["per_city"]) == set(test.city)
+    assert m["3dof"]["orientation"]["mean_deg"] == pytest.approx(3.0)
+    table = pd.read_csv(tmp_path / "pred.csv")
+    centre = np.hypot(test.gt_row - test.sat_size / 2, test.gt_col - test.sat_size / 2) * test.mpp
+    np.testing.assert_allclose(table.error_centre_m, centre)
+    assert m["tile_centre"]["mean_m"] == pytest.approx(centre.mean())
+    assert (table.yaw_residual_deg == 3.0).all()
+
+    orient.iloc[1:].to_csv(tmp_path / "short.csv", index=False)
+    with pytest.raises(ValueError, match="no yaw prediction for 1 test panoramas"):
+        evaluate(tmp_path / "run" / "best.pt", root / "index.csv", tmp_path / "short.csv",
+                 tmp_path / "p2.csv", tmp_path / "m2.json")
+
+    row = test.iloc[0]
+    runner = CliRunner()
+    args = ["localize", "--checkpoint", str(tmp_path / "run" / "best.pt"), "--pano", row.pano_path,
+            "--sat", row.sat_path, "--mpp", str(row.mpp), "--heatmap", str(tmp_path / "heat.png")]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    S = row.sat_size
+    assert out["offset_m"]["east"] == pytest.approx((out["pixel"]["col"] - S / 2) * row.mpp)
+    assert out["offset_m"]["north"] == pytest.approx((S / 2 - out["pixel"]["row"]) * row.mpp)
+    assert cv2.imread(str(tmp_path / "heat.png")).shape == (S, S, 3)
+    wide = tmp_path / "wide.png"
+    cv2.imwrite(str(wide), np.zeros((S, S + 10, 3), np.uint8))
+    res = runner.invoke(app, args[:6] + [str(wide), "--mpp", "0.2"])
+    assert res.exit_code == 2 and "must be square" in res.output
+    res = runner.invoke(app, ["localize", "--checkpoint", str(tmp_path / "none.pt"), "--pano", row.pano_path,
+                              "--sat", row.sat_path, "--mpp", "0.2"])
+    assert res.exit_code == 2 and "checkpoint not found" in res.output
