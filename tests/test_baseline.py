@@ -11,6 +11,7 @@ import torch
 from typer.testing import CliRunner
 
 from geodistill.cli import app
+from geodistill.config import ConfigError
 from geodistill.data.bev import ImageError
 from geodistill.data.index import build_index, write_index
 from geodistill.data.synth.writer import write_world
@@ -87,6 +88,8 @@ def test_training_resumes_to_the_same_result_and_checkpoints_are_checked(smoke_r
         baseline.load_checkpoint(root / "a" / "best.pt", "g2s_dino")
     with pytest.raises(CheckpointError, match="not found.*nothing is trained implicitly"):
         baseline.load_checkpoint(root / "missing" / "best.pt")
+    with pytest.raises(ConfigError, match="unknown method 'g2s_vit'"):
+        baseline.train_baseline(root / "index.csv", root / "c", "g2s_vit", "same", params)
     torch.save({"weights": torch.zeros(2)}, root / "other.pt")
     with pytest.raises(CheckpointError, match="not a localization checkpoint"):
         baseline.load_checkpoint(root / "other.pt")

@@ -21,7 +21,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from geodistill.config import G2SParams, Params
+from geodistill.config import ConfigError, G2SParams, Params
 from geodistill.io import atomic_file
 from geodistill.metrics import localization_metrics
 from geodistill.models.g2s import G2SWeakly, predict_tile_pixels, weak_loss
@@ -76,7 +76,7 @@ def predict(model: G2SWeakly, data: LocalizationSamples, batch_size: int, roll_d
 def train_baseline(index_path: Path, out: Path, method: str, area: str, params: Params) -> dict:
     """Train `method` on the area's train split, keep the best by validation mean error."""
     if method not in params.baselines:
-        raise ValueError(f"unknown method {method!r} (params baselines: {', '.join(params.baselines)})")
+        raise ConfigError(f"unknown method {method!r}: params `baselines` has {', '.join(params.baselines)}")
     p, t = params.baselines[method], params.train
     if t.threads:
         torch.set_num_threads(t.threads)
