@@ -10,13 +10,13 @@ import torch
 from geodistill.data.bev import read_panorama
 from geodistill.data.synth.writer import write_world
 from geodistill.config import ConcatHead, CorrelateHead
-from geodistill.geometry import render_bev, roll_panorama, rotate_bev, rotate_bev_features
+from geodistill.geometry import bev_disc, render_bev, roll_panorama, rotate_bev, rotate_bev_features
 from geodistill.metrics import orientation_metrics
 from geodistill.models.angles import AngleBins
 from geodistill.models.orientation import ConcatOrientationNet, CorrelationOrientationNet, rotation_scores
 from geodistill.training import orientation as training
 from geodistill.training.checkpoint import Checkpointer
-from geodistill.training.orientation import Views, disc_mask, resample_tile
+from geodistill.training.orientation import Views, resample_tile
 
 
 @pytest.mark.parametrize("range_deg,bins", [(45, 90), (180, 360)])
@@ -44,7 +44,7 @@ def test_rotated_bev_is_the_bev_of_the_rolled_panorama(tmp_path, plain_params):
     synth = plain_params.synth.model_copy(update={"panoramas_per_city": 3, "cities": plain_params.synth.cities[:1]})
     write_world(synth, tmp_path / "w")
     size, mpp = 96, 0.25
-    disc = disc_mask(size)[..., 0].astype(bool)
+    disc = bev_disc(size)
     inner = disc & (np.hypot(*np.mgrid[0:size, 0:size] - size / 2) > 8)      # skip the blurry nadir
     for pano_path in sorted((tmp_path / "w").glob("*/panorama/*.jpg")):
         pano = read_panorama(pano_path).astype(np.float32)
@@ -102,7 +102,7 @@ def test_rotation_scores_peak_at_the_true_yaw(camera):
     sat = torch.nn.functional.normalize(torch.from_numpy(smooth_field(xx, yy)).float()[None], dim=1)
     h, (r, c) = 16, camera
     dy, dx = np.mgrid[0:h, 0:h] - h / 2                                  # camera at cell (h/2, h/2)
-    disc = torch.from_numpy(disc_mask(h)[..., 0]).float()[None, None]   # (1, 1, h, h)
+    disc = torch.from_numpy(bev_disc(h)).float()[None, None]            # (1, 1, h, h)
     angles = torch.arange(-45.0, 45.05, 0.1)
     for psi in (-38.0, -20.0, 0.0, 10.0, 27.0, 38.0):
         a = np.radians(psi)

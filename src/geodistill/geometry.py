@@ -183,6 +183,13 @@ def rotate_bev(bev: np.ndarray, angle_deg: float) -> np.ndarray:
     return cv2.warpAffine(bev, m, (size, size), flags=cv2.INTER_LINEAR, borderValue=0)
 
 
+def bev_disc(size: int) -> np.ndarray:
+    """(size, size) bool: pixels within size/2 - 1 of the camera pixel (size/2, size/2), the
+    largest disc that stays inside the BEV under any rotation about the camera."""
+    yy, xx = np.mgrid[0:size, 0:size]
+    return np.hypot(yy - size / 2, xx - size / 2) <= size / 2 - 1
+
+
 def column_heading(col, width: int, yaw_deg: float = 0.0):
     """Heading (degrees clockwise from north, in [0, 360)) seen by column `col` of a panorama whose
     centre column heads at yaw_deg."""

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import torch
 
-from geodistill.data.bev import ImageError, read_panorama
+from geodistill.data.bev import read_panorama, read_tile
 from geodistill.geometry import roll_panorama
 from geodistill.models.g2s import cell_to_input_pixel, input_to_tile_pixel, predict_tile_pixels
 from geodistill.training.baseline import load_checkpoint
@@ -27,19 +27,15 @@ def localize_pair(checkpoint: Path, pano_path: Path, sat_path: Path, mpp: float,
     model, state = load_checkpoint(checkpoint)
     (W, H), S_in = state["method_params"]["pano_size"], state["method_params"]["sat_size"]
     pano = roll_panorama(read_panorama(pano_path), -yaw_deg)                  # north at the centre column
-    sat = cv2.imread(str(sat_path), cv2.IMREAD_COLOR)
-    if sat is None:
-        raise ImageError(f"cannot read satellite image {sat_path} (missing or corrupt)")
-    if sat.shape[0] != sat.shape[1]:
-        raise ImageError(f"satellite image {sat_path} is {sat.shape[1]}x{sat.shape[0]}; it must be square")
+    sat = read_tile(sat_path)                                                  # (S, S, 3) RGB
     S = sat.shape[0]
     pano_in = cv2.resize(np.ascontiguousarray(pano), (W, H), interpolation=cv2.INTER_AREA)[None]   # (1, H, W, 3)
-    sat_in = cv2.resize(sat[..., ::-1], (S_in, S_in), interpolation=cv2.INTER_AREA)[None]         # (1, S, S, 3)
+    sat_in = cv2.resize(sat, (S_in, S_in), interpolation=cv2.INTER_AREA)[None]                    # (1, S, S, 3)
     pixel, scores = predict_tile_pixels(model, torch.from_numpy(pano_in), torch.from_numpy(sat_in),
                                         torch.tensor([S * mpp / S_in]), torch.tensor([S]))
     row, col = (float(v) for v in pixel[0])
     if heatmap is not None:
-        _save_heatmap(heatmap, sat, scores[0].numpy(), model, S_in, (row, col))
+        _save_heatmap(heatmap, np.ascontiguousarray(sat[..., ::-1]), scores[0].numpy(), model, S_in, (row, col))
     return {"pixel": {"row": row, "col": col}, "offset_m": {"east": (col - S / 2) * mpp, "north": (S / 2 - row) * mpp},
             "yaw_deg": yaw_deg, "method": state["method"], "checkpoint": str(checkpoint)}
 

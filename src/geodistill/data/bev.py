@@ -53,6 +53,17 @@ def read_panorama(path: str | Path, reduce: int = 1) -> np.ndarray:
     return image[..., ::-1]
 
 
+def read_tile(path: str | Path) -> np.ndarray:
+    """(S, S, 3) RGB uint8 satellite image; raises ImageError naming the file if it is missing,
+    corrupt or not square."""
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ImageError(f"cannot read satellite image {path} (missing or corrupt)")
+    if image.shape[0] != image.shape[1]:
+        raise ImageError(f"satellite image {path} is {image.shape[1]}x{image.shape[0]}; it must be square")
+    return np.ascontiguousarray(image[..., ::-1])
+
+
 def jpeg_width(path: str) -> int:
     """Width from the JPEG header without decoding (SOF marker), 0 if not found."""
     with open(path, "rb") as f:

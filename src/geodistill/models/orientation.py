@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from geodistill.config import ConcatHead, CorrelateHead, OrientationParams
-from geodistill.geometry import rotate_bev_features
+from geodistill.geometry import bev_disc, rotate_bev_features
 from geodistill.models.angles import AngleBins
 from geodistill.models.backbones import Encoder, normalize
 
@@ -67,9 +67,7 @@ class CorrelationOrientationNet(nn.Module):
         self.bev_proj = nn.Conv2d(width, head.channels, 1)
         self.bev_confidence = nn.Conv2d(width, 1, 1)
         self.log_scale = nn.Parameter(torch.tensor(math.log(10.0)))
-        cells = bev_px // stride
-        yy, xx = torch.meshgrid(torch.arange(cells), torch.arange(cells), indexing="ij")
-        disc = (torch.hypot(yy - cells / 2, xx - cells / 2) <= cells / 2 - 1).float()    # about the camera cell
+        disc = torch.from_numpy(bev_disc(bev_px // stride)).float()             # (h, h) about the camera cell
         self.register_buffer("disc", disc[None, None], persistent=False)        # (1, 1, h, h)
         self.register_buffer("angles", angles_deg.float(), persistent=False)    # (K,)
 

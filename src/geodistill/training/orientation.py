@@ -27,7 +27,8 @@ import torch
 from tqdm import tqdm
 
 from geodistill.config import BevParams, CorrelateHead, OrientationParams
-from geodistill.geometry import rotate_bev
+from geodistill.data.bev import read_tile
+from geodistill.geometry import bev_disc, rotate_bev
 from geodistill.io import atomic_file, write_text
 from geodistill.metrics import orientation_metrics
 from geodistill.models.angles import AngleBins
@@ -36,12 +37,6 @@ from geodistill.training.checkpoint import Checkpointer
 
 log = logging.getLogger(__name__)
 TEST_STREAM, VAL_STREAM = 1_000_001, 1_000_002     # rng streams of the fixed evaluation yaws
-
-
-def disc_mask(size: int) -> np.ndarray:
-    """(size, size, 1) uint8: 1 inside the disc centred on the camera, touching the edges."""
-    yy, xx = np.mgrid[0:size, 0:size]
-    return ((np.hypot(yy - size / 2, xx - size / 2) <= size / 2 - 1)[..., None]).astype(np.uint8)
 
 
 @dataclass(frozen=True)
@@ -85,7 +80,7 @@ class Samples:
 
     def __post_init__(self):
         self._tiles: dict[str, np.ndarray] = {}
-        self._disc = disc_mask(self.bev.shape[1])
+        self._disc = bev_disc(self.bev.shape[1])[..., None].astype(np.uint8)     # (S, S, 1)
         missing = [p for p in self.rows.pano_path if p not in self.bev_row]
         if missing:
             raise ValueError(f"{len(missing)} panoramas have no pre-rendered BEV (first: {missing[0]}); "
@@ -96,10 +91,7 @@ class Samples:
 
     def _tile(self, path: str, mpp: float) -> np.ndarray:
         if path not in self._tiles:
-            image = cv2.imread(path, cv2.IMREAD_COLOR)
-            if image is None:
-                raise ValueError(f"cannot read satellite image {path} (missing or corrupt)")
-            self._tiles[path] = resample_tile(np.ascontiguousarray(image[..., ::-1]), mpp, self.views)
+            self._tiles[path] = resample_tile(read_tile(path), mpp, self.views)
         return self._tiles[path]
 
     def batch(self, idx: np.ndarray, yaws: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:

@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from geodistill.data.bev import ImageError, jpeg_width, read_panorama, reduction_for
+from geodistill.data.bev import jpeg_width, read_panorama, read_tile, reduction_for
 from geodistill.geometry import roll_panorama
 
 
@@ -45,7 +45,8 @@ class LocalizationSamples:
             image = read_panorama(path, reduce)
             panos[i] = cv2.resize(image, (W, H), interpolation=cv2.INTER_AREA)
         unique = list(dict.fromkeys(self.rows.sat_path))
-        tiles = {p: _read_tile(p, self.sat_px) for p in unique}
+        size = (self.sat_px, self.sat_px)
+        tiles = {p: cv2.resize(read_tile(p), size, interpolation=cv2.INTER_AREA) for p in unique}
         self._sats = np.stack([tiles[p] for p in self.rows.sat_path])
         self._panos = panos
         return self
@@ -59,15 +60,6 @@ class LocalizationSamples:
         if roll_deg is not None:
             panos = np.stack([roll_panorama(p, float(r)) for p, r in zip(panos, roll_deg)])
         return torch.from_numpy(panos), torch.from_numpy(self._sats[idx]), torch.from_numpy(self.sat_mpp[idx])
-
-
-def _read_tile(path: str, size: int) -> np.ndarray:
-    image = cv2.imread(path, cv2.IMREAD_COLOR)
-    if image is None:
-        raise ImageError(f"cannot read satellite image {path} (missing or corrupt)")
-    if image.shape[0] != image.shape[1]:
-        raise ImageError(f"satellite image {path} is {image.shape[1]}x{image.shape[0]}, not square")
-    return cv2.resize(image[..., ::-1], (size, size), interpolation=cv2.INTER_AREA)
 
 
 def tile_disjoint_batches(tiles: list[set], batch_size: int, seed: int, epoch: int,
