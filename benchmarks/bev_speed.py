@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from geodistill.config import load_params
-from geodistill.data.bev import jpeg_width, read_panorama, reduction_for
+from geodistill.data.bev import read_panorama_for
 from geodistill.data.synth.render import PanoLook, render_panorama
 from geodistill.data.synth.world import build_city
 from geodistill.data.synth.writer import choose_cameras
@@ -73,8 +73,7 @@ def main() -> None:
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
         paths = make_panoramas(Path(tmp), args.n)
-        ours = lambda p: render_bev(read_panorama(p, reduction_for(jpeg_width(str(p)), args.min_pano_width)),
-                                    SIZE, MPP, CAM_H)
+        ours = lambda p: render_bev(read_panorama_for(p, args.min_pano_width), SIZE, MPP, CAM_H)
         result = {"panoramas": len(paths), "bev": [SIZE, SIZE], "min_pano_width": args.min_pano_width,
                   "decode_per_s": rate(lambda p: cv2.imread(str(p)), paths),
                   "ours_per_s": rate(ours, paths),

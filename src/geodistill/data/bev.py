@@ -53,6 +53,13 @@ def read_panorama(path: str | Path, reduce: int = 1) -> np.ndarray:
     return image[..., ::-1]
 
 
+def read_panorama_for(path: str | Path, min_width: int) -> np.ndarray:
+    """read_panorama decoded at the smallest JPEG reduction that keeps >= min_width columns
+    (other formats at full size)."""
+    is_jpeg = str(path).lower().endswith((".jpg", ".jpeg"))
+    return read_panorama(path, reduction_for(jpeg_width(str(path)), min_width) if is_jpeg else 1)
+
+
 def read_tile(path: str | Path) -> np.ndarray:
     """(S, S, 3) RGB uint8 satellite image; raises ImageError naming the file if it is missing,
     corrupt or not square."""
@@ -84,9 +91,7 @@ _JOB: dict = {}
 
 def _render(path: str) -> np.ndarray:
     size, mpp, cam_h = _JOB["size"], _JOB["mpp"], _JOB["cam_h"]
-    is_jpeg = path.lower().endswith((".jpg", ".jpeg"))
-    reduce = reduction_for(jpeg_width(path), _JOB["min_width"]) if is_jpeg else 1
-    return render_bev(read_panorama(path, reduce), size, mpp, cam_h)
+    return render_bev(read_panorama_for(path, _JOB["min_width"]), size, mpp, cam_h)
 
 
 def render_all(paths: list[str], size: int, mpp: float, cam_h: float, out: Path, min_pano_width: int,

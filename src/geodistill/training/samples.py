@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from geodistill.data.bev import jpeg_width, read_panorama, read_tile, reduction_for
+from geodistill.data.bev import read_panorama_for, read_tile
 from geodistill.geometry import roll_panorama
 
 
@@ -41,9 +41,7 @@ class LocalizationSamples:
         W, H = self.pano_size
         panos = np.empty((len(self), H, W, 3), np.uint8)
         for i, path in enumerate(tqdm(self.rows.pano_path, desc=f"{self.desc}: panoramas", leave=False, disable=None)):
-            reduce = reduction_for(jpeg_width(path), W) if path.lower().endswith((".jpg", ".jpeg")) else 1
-            image = read_panorama(path, reduce)
-            panos[i] = cv2.resize(image, (W, H), interpolation=cv2.INTER_AREA)
+            panos[i] = cv2.resize(read_panorama_for(path, W), (W, H), interpolation=cv2.INTER_AREA)
         unique = list(dict.fromkeys(self.rows.sat_path))
         size = (self.sat_px, self.sat_px)
         tiles = {p: cv2.resize(read_tile(p), size, interpolation=cv2.INTER_AREA) for p in unique}
