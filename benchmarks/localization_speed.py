@@ -1,12 +1,12 @@
 """Localization baselines on CPU: training samples/s, inference ms/query, and the loader's rate.
 
     .venv/bin/python benchmarks/localization_speed.py [--config params.yaml] [--index data/index.csv]
-        [--steps 5] [--vigor-steps 1]
+        [--steps 5] [--vigor-steps 1] [--methods g2s_vgg ccvpe]
 
 For each method of `baselines` in the params file, at its configured (synthetic) setting and in
-the paper's setting at VIGOR size (vgg16 / frozen ViT-B/14, panorama 640x320, satellite 512;
-batch 8 for the synthetic setting, 2 for VIGOR):
-  train     samples/s of full training steps (forward over all pairs, weak loss, backward, step);
+the paper's setting at VIGOR size (vgg16 / frozen ViT-B/14 / EfficientNet-B0 CCVPE, panorama
+640x320, satellite 512; batch 8 for the synthetic setting, 2 for VIGOR):
+  train     samples/s of full training steps (the method's loss, backward, step);
   infer     ms per query of the 2-DoF prediction (eval mode, no grad);
   loader    samples/s of LocalizationSamples.batch after the images are cached in memory, and
             of the first pass that decodes them (needs --index; the synthetic world's JPEGs).
@@ -23,23 +23,25 @@ import numpy as np
 import pandas as pd
 import torch
 
-from geodistill.config import DptEncoderParams, UnetEncoderParams, load_params
-from geodistill.models.g2s import G2SWeakly, predict_tile_pixels, weak_loss
+from geodistill.config import CCVPEParams, DptEncoderParams, UnetEncoderParams, load_params
+from geodistill.models.localizer import Batch, build_localizer, predict_tile_pixels
 from geodistill.training.samples import LocalizationSamples, tile_disjoint_batches
 
 
 def model_rates(p, batch: int, steps: int) -> dict:
     torch.manual_seed(0)
-    model = G2SWeakly(p, camera_height_m=2.0)
+    model = build_localizer(p, camera_height_m=2.0)
     W, H = p.pano_size
     pano = torch.randint(0, 256, (batch, H, W, 3), dtype=torch.uint8)
     sat = torch.randint(0, 256, (batch, p.sat_size, p.sat_size, 3), dtype=torch.uint8)
     mpp = torch.full((batch,), 64.0 / p.sat_size)
+    gt_px = torch.rand(batch, 2) * (p.sat_size - 1)
+    yaw = torch.rand(batch) * 90 - 45
     optimizer = torch.optim.AdamW([q for q in model.parameters() if q.requires_grad], lr=1e-4)
     times = []
     for step in range(steps + 1):                       # the first step warms up and is not counted
         t0 = time.perf_counter()
-        loss = weak_loss(model(pano, sat, mpp, all_pairs=True), p.margin_scale)
+        loss = model.loss(Batch(pano, sat, mpp, gt_px, yaw))
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -69,8 +71,13 @@ def loader_rates(p, index: Path, n: int = 400) -> dict:
 
 
 def vigor_setting(p):
-    """The paper's encoder at VIGOR size: vgg16 U-Net, or frozen DINOv2 ViT-B/14 (whose inputs
-    must be multiples of its 14-px patch and of 8: 672x336 and 504)."""
+    """The paper's encoder at VIGOR size: vgg16 U-Net, frozen DINOv2 ViT-B/14 (whose inputs
+    must be multiples of its 14-px patch and of 8: 672x336 and 504), or CCVPE's EfficientNet-B0
+    with the ground descriptor at stride 32 (20 columns of a 640-px panorama)."""
+    if isinstance(p, CCVPEParams):
+        return p.model_copy(update={"backbone": "efficientnet_b0", "ground_level": 4, "orientation_bins": 20,
+                                    "pano_size": (640, 320), "sat_size": 512,
+                                    "decoder_channels": [256, 128, 64, 32, 16, 16], "descriptor_dims": [64, 32, 16]})
     if isinstance(p.encoder, DptEncoderParams):
         encoder = DptEncoderParams(kind="dpt", backbone="vit_base_patch14_dinov2", blocks=[2, 5, 8, 11],
                                    channels=[256, 64, 16], freeze=True)
@@ -85,14 +92,21 @@ def main() -> None:
     ap.add_argument("--index", type=Path, default=None)
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--vigor-steps", type=int, default=1)
+    ap.add_argument("--methods", nargs="*", default=None, help="keys of params baselines (default: all)")
     args = ap.parse_args()
     params = load_params(args.config)
+    unknown = set(args.methods or ()) - set(params.baselines)
+    if unknown:
+        ap.error(f"unknown methods {sorted(unknown)}; params baselines has {list(params.baselines)}")
     out = {"threads": torch.get_num_threads()}
     for name, p in params.baselines.items():
+        if args.methods and name not in args.methods:
+            continue
         out[name] = {"synthetic": {"pano": list(p.pano_size), "sat": p.sat_size, **model_rates(p, 8, args.steps)}}
         if args.vigor_steps:
             v = vigor_setting(p)
-            out[name]["vigor"] = {"backbone": v.encoder.backbone, "pano": list(v.pano_size), "sat": v.sat_size,
+            backbone = v.backbone if isinstance(v, CCVPEParams) else v.encoder.backbone
+            out[name]["vigor"] = {"backbone": backbone, "pano": list(v.pano_size), "sat": v.sat_size,
                                   **model_rates(v, 2, args.vigor_steps)}
         if args.index:
             out[name]["loader"] = loader_rates(p, args.index)

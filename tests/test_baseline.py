@@ -95,9 +95,10 @@ def test_training_resumes_to_the_same_result_and_checkpoints_are_checked(smoke_r
         baseline.load_checkpoint(root / "other.pt")
 
 
-def test_evaluate_and_localize(smoke_run, tmp_path):
+@pytest.mark.parametrize("method", ["g2s_vgg", "ccvpe"])
+def test_evaluate_and_localize(smoke_run, tmp_path, method):
     root, params = smoke_run
-    baseline.train_baseline(root / "index.csv", tmp_path / "run", "g2s_vgg", "cross", params)
+    baseline.train_baseline(root / "index.csv", tmp_path / "run", method, "cross", params)
     index = pd.read_csv(root / "index.csv")
     test = index[(index.area == "cross") & (index.split == "test")]
     orient = pd.DataFrame({"pano_path": test.pano_path, "true_yaw_deg": 10.0, "pred_yaw_deg": 7.0})
@@ -112,6 +113,12 @@ def test_evaluate_and_localize(smoke_run, tmp_path):
     np.testing.assert_allclose(table.error_centre_m, centre)
     assert m["tile_centre"]["mean_m"] == pytest.approx(centre.mean())
     assert (table.yaw_residual_deg == 3.0).all()
+    if method == "ccvpe":                       # its own yaw, from panoramas turned by the true 10 degrees
+        assert m["headline_3dof"] == "3dof_own" and m["3dof_own"]["n"] == len(test)
+        own = table.pred_yaw_own_deg.to_numpy()
+        assert m["3dof_own"]["orientation"]["mean_deg"] == pytest.approx(np.abs((own - 10 + 180) % 360 - 180).mean())
+    else:
+        assert m["headline_3dof"] == "3dof" and "3dof_own" not in m
 
     orient.iloc[1:].to_csv(tmp_path / "short.csv", index=False)
     with pytest.raises(ValueError, match="no yaw prediction for 1 test panoramas"):
@@ -128,6 +135,7 @@ def test_evaluate_and_localize(smoke_run, tmp_path):
     S = row.sat_size
     assert out["offset_m"]["east"] == pytest.approx((out["pixel"]["col"] - S / 2) * row.mpp)
     assert out["offset_m"]["north"] == pytest.approx((S / 2 - out["pixel"]["row"]) * row.mpp)
+    assert (out["predicted_turn_deg"] is None) == (method != "ccvpe")
     assert cv2.imread(str(tmp_path / "heat.png")).shape == (S, S, 3)
     wide = tmp_path / "wide.png"
     cv2.imwrite(str(wide), np.zeros((S, S + 10, 3), np.uint8))

@@ -13,8 +13,8 @@ import torch
 from geodistill.config import DptEncoderParams, G2SParams, UnetEncoderParams
 from geodistill.data import vigor
 from geodistill.data.synth.writer import write_world
-from geodistill.models.g2s import (G2SWeakly, cell_to_input_pixel, correlate, input_to_tile_pixel, locate, project,
-                                   weak_loss)
+from geodistill.models.g2s import G2SWeakly, cell_to_input_pixel, correlate, project, weak_loss
+from geodistill.models.localizer import input_to_tile_pixel, locate
 
 
 def g2s_params(encoder, pano=(64, 32), sat=64) -> G2SParams:

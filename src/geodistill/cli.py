@@ -159,11 +159,11 @@ def bev(pano: Path = typer.Option(..., help="equirectangular panorama (W = 2H)")
 @app.command("train-baseline")
 @_friendly
 def train_baseline_stage(config: Path = ConfigOpt,
-                         method: str = typer.Option(..., help="a key of params baselines (g2s_vgg, g2s_dino)"),
+                         method: str = typer.Option(..., help="a key of params baselines (g2s_vgg, g2s_dino, ccvpe)"),
                          area: str = typer.Option(..., help="same or cross"),
                          index: Path = typer.Option(Path("data/index.csv"), help="sample table"),
                          out: Path = typer.Option(..., help="checkpoint folder (best.pt, last.pt, history.csv)")):
-    """Train a weakly supervised localization baseline on one area protocol."""
+    """Train a localization baseline (G2SWeakly or CCVPE) on one area protocol."""
     from geodistill.training.baseline import train_baseline
     params = _params(config)
     if area not in ("same", "cross"):
@@ -187,7 +187,7 @@ def evaluate(checkpoint: Path = typer.Option(..., help="best.pt of a train-basel
         if not path.is_file():
             raise UserError(f"{what} not found: {path}")
     m = run(checkpoint, index, orientation, predictions, metrics)
-    for k in ("2dof", "3dof", "tile_centre"):
+    for k in [k for k in ("2dof", "3dof", "3dof_own", "tile_centre") if k in m]:
         typer.echo(f"{m['method']}-{m['area']} {k}: mean {m[k]['mean_m']:.2f} m, median {m[k]['median_m']:.2f} m, "
                    f"within 1/3/5 m {100 * m[k]['within_1_m']:.1f}/{100 * m[k]['within_3_m']:.1f}/"
                    f"{100 * m[k]['within_5_m']:.1f}%")

@@ -12,7 +12,8 @@ allowed and what was given:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from types import UnionType
+from typing import Annotated, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -194,20 +195,16 @@ class DptEncoderParams(Section):
     channels: list[Annotated[int, Field(ge=1)]] = Field(min_length=1, max_length=3,
                                                         description="widths of the levels at strides 8, 4, 2")
     freeze: bool = Field(description="keep the ViT frozen (the paper's setting)")
+    patch_size: int | None = Field(default=None, ge=2, description="ViT patch side; null = the backbone's own")
 
 
-class G2SParams(Section):
-    """G2SWeakly (REFERENCE.md section 4): one encoder per view, ground features projected to the
-    ground plane at the satellite features' metres per cell, weak soft-margin loss over the batch."""
+class LocalizerParams(Section):
+    """What every localization method shares: inputs, weights and its training schedule."""
 
-    kind: Literal["g2s"]
-    encoder: UnetEncoderParams | DptEncoderParams = Field(discriminator="kind")
     pretrained: bool
     weights: str | None = Field(description="local timm checkpoint file for offline pretrained weights")
     pano_size: tuple[int, int] = Field(description="panorama input [W, H], W = 2H, multiples of 8")
     sat_size: int = Field(ge=16, multiple_of=8, description="satellite input side (pixels)")
-    crop_fraction: float = Field(gt=0, le=1, description="BEV crop side / satellite feature side")
-    margin_scale: float = Field(gt=0, description="gamma of log(1 + exp(gamma (d_pos - d_neg)))")
     epochs: int = Field(ge=1)
     batch_size: int = Field(ge=2, description="weak loss needs negatives: at least 2")
     lr: float = Field(gt=0)
@@ -216,11 +213,46 @@ class G2SParams(Section):
     max_train_samples: int = Field(ge=0, description="cap on training samples per epoch; 0 = all")
 
     @model_validator(mode="after")
-    def _check(self) -> "G2SParams":
+    def _check_pano(self) -> "LocalizerParams":
         w, h = self.pano_size
         if w != 2 * h or h % 8:
             raise ValueError(f"pano_size must be [2H, H] with H a multiple of 8, got {[w, h]}")
         return self
+
+
+class G2SParams(LocalizerParams):
+    """G2SWeakly (REFERENCE.md section 4): one encoder per view, ground features projected to the
+    ground plane at the satellite features' metres per cell, weak soft-margin loss over the batch."""
+
+    kind: Literal["g2s"]
+    encoder: UnetEncoderParams | DptEncoderParams = Field(discriminator="kind")
+    crop_fraction: float = Field(gt=0, le=1, description="BEV crop side / satellite feature side")
+    margin_scale: float = Field(gt=0, description="gamma of log(1 + exp(gamma (d_pos - d_neg)))")
+
+
+class CCVPEParams(LocalizerParams):
+    """CCVPE (REFERENCE.md section 4): orientation-aware ground descriptors matched on a satellite
+    U-Net decoder; full supervision (heatmap, infoNCE, orientation)."""
+
+    kind: Literal["ccvpe"]
+    backbone: str = Field(min_length=1, description="timm CNN for both views (paper: efficientnet_b0)")
+    ground_level: int = Field(description="timm feature level of the ground descriptor (-1 = last)")
+    orientation_bins: int = Field(ge=2, description="orientation shifts; pano width / ground stride")
+    decoder_channels: list[Annotated[int, Field(ge=1)]] = Field(
+        min_length=6, max_length=6, description="decoder widths at strides 32, 16, 8, 4, 2, 1")
+    descriptor_dims: list[Annotated[int, Field(ge=1)]] = Field(
+        min_length=1, max_length=6, description="descriptor width per column at the matching stages (32, 16, ...)")
+    heatmap_sigma_px: float = Field(gt=0, description="Gaussian target width (satellite input pixels)")
+    infonce_temperature: float = Field(gt=0)
+    heatmap_weight: float = Field(ge=0)
+    infonce_weight: float = Field(ge=0)
+    orientation_weight: float = Field(ge=0)
+    train_yaw_deg: float = Field(ge=0, le=180, description="training panoramas turned in [-it, it)")
+    orientation_source: Literal["network", "own"] = Field(
+        description="3-DoF yaw of the headline numbers: the orientation stage's or CCVPE's own")
+
+
+BaselineParams = Annotated[G2SParams | CCVPEParams, Field(discriminator="kind")]
 
 
 class TrainParams(Section):
@@ -236,8 +268,8 @@ class Params(Section):
     bev: BevParams
     orientation: OrientationParams
     train: TrainParams
-    baselines: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")], G2SParams] = Field(
-        description="localization methods by name (g2s_vgg, g2s_dino, ...)")
+    baselines: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")], BaselineParams] = Field(
+        description="localization methods by name (g2s_vgg, g2s_dino, ccvpe, ...)")
 
     @model_validator(mode="after")
     def _check(self) -> "Params":
@@ -269,22 +301,49 @@ def _describe(err: dict, model: type[BaseModel]) -> str:
 
 def _walk(model: type[BaseModel], loc: tuple) -> tuple[type[BaseModel] | None, list[str]]:
     """The section model at an error location and the location as the user writes it. A tagged
-    union (e.g. orientation.head) is entered through its tag, which pydantic puts in the
-    location but the user does not write."""
-    current: type[BaseModel] | list[type[BaseModel]] | None = model
+    union (e.g. orientation.head, each method under baselines) is entered through its tag, which
+    pydantic puts in the location but the user does not write."""
+    current: type[BaseModel] | list[type[BaseModel]] | _MappingOf | None = model
     parts: list[str] = []
     for part in loc:
         if isinstance(current, list):
             current = next((m for m in current if _tag(m) == part), None)
             continue
         parts.append(str(part))
+        if isinstance(current, _MappingOf):                  # `part` is a key the user chose
+            current = current.value
+            continue
         if isinstance(part, int) or current is None:
             continue
         field = current.model_fields.get(part)
         ann = field.annotation if field else None
-        models = [a for a in (ann, *getattr(ann, "__args__", ())) if isinstance(a, type) and issubclass(a, BaseModel)]
-        current = (models[0] if len(models) == 1 else models) if models else None
-    return (None if isinstance(current, list) else current), parts
+        if get_origin(ann) is dict:
+            current = _MappingOf(_single(_models_in(get_args(ann)[1])))
+            continue
+        current = _single(_models_in(ann))
+    return (current if isinstance(current, type) else None), parts
+
+
+class _MappingOf:
+    """A dict field during _walk: its next location part is a key, then come its values."""
+
+    def __init__(self, value):
+        self.value = value
+
+
+def _single(models: list[type[BaseModel]]):
+    return (models[0] if len(models) == 1 else models) if models else None
+
+
+def _models_in(ann) -> list[type[BaseModel]]:
+    """The section models an annotation can hold, through Annotated and unions."""
+    if isinstance(ann, type) and issubclass(ann, BaseModel):
+        return [ann]
+    if get_origin(ann) in (Annotated, list):
+        return _models_in(get_args(ann)[0])
+    if get_origin(ann) in (Union, UnionType):
+        return [m for a in get_args(ann) for m in _models_in(a)]
+    return []
 
 
 def _tag(model: type[BaseModel]) -> str | None:

@@ -7,7 +7,10 @@
 - 2-DoF: the yaw is known (the panorama as indexed, north at its centre column);
 - 3-DoF: each test panorama is turned by the orientation stage's fixed test yaw and turned back
   by that stage's prediction, so the localizer sees the residual yaw error;
+- 3-DoF own (methods that predict yaw, e.g. CCVPE): each test panorama is turned by the same
+  fixed test yaw and the method predicts position and yaw itself;
 - tile centre: the trivial reference that always predicts the tile's centre pixel (S/2, S/2).
+`headline_3dof` names the block the paper's tables read (the method's `orientation_source`).
 Metrics: mean, median, share within 1/3/5 m, overall and per city; the 3-DoF block also holds
 the orientation errors. Per-sample predictions go to a CSV for figures.
 """
@@ -25,16 +28,16 @@ from geodistill.training.baseline import load_checkpoint, predict
 from geodistill.training.samples import LocalizationSamples
 
 
-def residual_turns(test: pd.DataFrame, orientation_csv: Path) -> tuple[np.ndarray, dict]:
-    """Per test sample, the turn left after undoing the predicted yaw (true - predicted), and
-    the orientation metrics over these samples."""
+def residual_turns(test: pd.DataFrame, orientation_csv: Path) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Per test sample, the turn left after undoing the predicted yaw (true - predicted), the
+    true test yaw, and the orientation metrics over these samples."""
     orient = pd.read_csv(orientation_csv).drop_duplicates("pano_path").set_index("pano_path")
     missing = test.pano_path[~test.pano_path.isin(orient.index)]
     if len(missing):
         raise ValueError(f"{orientation_csv}: no yaw prediction for {len(missing)} test panoramas "
                          f"(first: {missing.iloc[0]}); was it made for this area and index?")
     true, pred = orient.true_yaw_deg[test.pano_path].to_numpy(), orient.pred_yaw_deg[test.pano_path].to_numpy()
-    return true - pred, orientation_metrics(pred, true)
+    return true - pred, true, orientation_metrics(pred, true)
 
 
 def evaluate(checkpoint: Path, index_path: Path, orientation_csv: Path, predictions: Path,
@@ -45,7 +48,7 @@ def evaluate(checkpoint: Path, index_path: Path, orientation_csv: Path, predicti
     test = index[(index.area == area) & (index.split == "test")].reset_index(drop=True)
     if test.empty:
         raise ValueError(f"{index_path}: no {area}-area test samples")
-    turns, orient = residual_turns(test, orientation_csv)
+    turns, true_yaw, orient = residual_turns(test, orientation_csv)
     data = LocalizationSamples(test, p["pano_size"], p["sat_size"], desc=f"{state['method']}-{area} test")
     known = predict(model, data, p["batch_size"])
     unknown = predict(model, data, p["batch_size"], roll_deg=turns)
@@ -55,7 +58,14 @@ def evaluate(checkpoint: Path, index_path: Path, orientation_csv: Path, predicti
     metrics = {"method": state["method"], "area": area, "checkpoint_epoch": int(state["epoch"]) + 1,
                "2dof": localization_report(table, "error_m"),
                "3dof": {**localization_report(table, "error_3dof_m"), "orientation": orient},
-               "tile_centre": localization_report(table, "error_centre_m")}
+               "tile_centre": localization_report(table, "error_centre_m"), "headline_3dof": "3dof"}
+    if "pred_yaw_deg" in known:
+        own = predict(model, data, p["batch_size"], roll_deg=true_yaw)
+        table = table.assign(error_3dof_own_m=own.error_m, true_yaw_deg=true_yaw, pred_yaw_own_deg=own.pred_yaw_deg)
+        metrics["3dof_own"] = {**localization_report(table, "error_3dof_own_m"),
+                               "orientation": orientation_metrics(own.pred_yaw_deg, true_yaw)}
+        if p.get("orientation_source") == "own":
+            metrics["headline_3dof"] = "3dof_own"
     with atomic_file(predictions) as tmp:
         table.to_csv(tmp, index=False)
     write_text(metrics_path, json.dumps(metrics, indent=2) + "\n")

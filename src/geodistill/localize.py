@@ -4,7 +4,8 @@
         --pano pano.jpg --sat tile.png --mpp 0.114 [--yaw 30] [--heatmap scores.png]
 
 Prints the camera's pixel (row, col) in the satellite image as given, its offset from the image
-centre in metres (east, north), and the yaw the panorama was turned back by.
+centre in metres (east, north), and the yaw: the one the panorama was turned back by, plus the
+method's own estimate of what was left for methods that predict orientation (CCVPE).
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import torch
 
 from geodistill.data.bev import read_panorama, read_tile
 from geodistill.geometry import roll_panorama
-from geodistill.models.g2s import cell_to_input_pixel, input_to_tile_pixel, predict_tile_pixels
+from geodistill.models.localizer import input_to_tile_pixel, predict_tile_pixels
 from geodistill.training.baseline import load_checkpoint
 
 
@@ -31,22 +32,24 @@ def localize_pair(checkpoint: Path, pano_path: Path, sat_path: Path, mpp: float,
     S = sat.shape[0]
     pano_in = cv2.resize(np.ascontiguousarray(pano), (W, H), interpolation=cv2.INTER_AREA)[None]   # (1, H, W, 3)
     sat_in = cv2.resize(sat, (S_in, S_in), interpolation=cv2.INTER_AREA)[None]                    # (1, S, S, 3)
-    pixel, scores = predict_tile_pixels(model, torch.from_numpy(pano_in), torch.from_numpy(sat_in),
-                                        torch.tensor([S * mpp / S_in]), torch.tensor([S]))
+    pixel, pred = predict_tile_pixels(model, torch.from_numpy(pano_in), torch.from_numpy(sat_in),
+                                      torch.tensor([S * mpp / S_in]), torch.tensor([S]))
     row, col = (float(v) for v in pixel[0])
     if heatmap is not None:
-        _save_heatmap(heatmap, np.ascontiguousarray(sat[..., ::-1]), scores[0].numpy(), model, S_in, (row, col))
+        extent = input_to_tile_pixel(torch.tensor(pred.extent).view(2, 2), S_in, S).round().int().tolist()
+        _save_heatmap(heatmap, np.ascontiguousarray(sat[..., ::-1]), pred.heatmap[0].numpy(), extent, (row, col))
+    own = None if pred.yaw_deg is None else float(pred.yaw_deg[0])
     return {"pixel": {"row": row, "col": col}, "offset_m": {"east": (col - S / 2) * mpp, "north": (S / 2 - row) * mpp},
-            "yaw_deg": yaw_deg, "method": state["method"], "checkpoint": str(checkpoint)}
+            "yaw_deg": yaw_deg if own is None else yaw_deg + own, "predicted_turn_deg": own,
+            "method": state["method"], "checkpoint": str(checkpoint)}
 
 
-def _save_heatmap(path: Path, sat_bgr: np.ndarray, scores: np.ndarray, model, sat_in: int,
+def _save_heatmap(path: Path, sat_bgr: np.ndarray, scores: np.ndarray, extent: list[list[int]],
                   peak: tuple[float, float]) -> None:
-    """The score map (P, P) coloured over the satellite image, the peak marked."""
-    S, P = sat_bgr.shape[0], scores.shape[0]
-    corners = torch.tensor([[-0.5, -0.5], [P - 0.5, P - 0.5]])               # outer edges of the score cells
-    (top, left), (bottom, right) = input_to_tile_pixel(
-        cell_to_input_pixel(corners, model.crops[-1], model.strides[-1]), sat_in, S).round().int().tolist()
+    """The score map (h, w) coloured over the satellite image where it lies (extent: tile pixels
+    [[top, left], [bottom, right]]), the peak marked."""
+    S = sat_bgr.shape[0]
+    (top, left), (bottom, right) = extent
     norm = (scores - scores.min()) / max(float(np.ptp(scores)), 1e-8)
     heat = cv2.applyColorMap((255 * norm).astype(np.uint8), cv2.COLORMAP_JET)
     out = sat_bgr.copy()

@@ -18,12 +18,12 @@ from geodistill.models.backbones import create_timm, normalize
 STRIDES = (8, 4, 2)
 
 
-def _conv_bn_relu(cin: int, cout: int) -> nn.Sequential:
+def conv_bn_relu(cin: int, cout: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout),
                          nn.ReLU(inplace=True))
 
 
-def _resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+def resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
 
 
@@ -59,8 +59,8 @@ class UnetEncoder(_Levels):
         self.indices = [by_stride[s] for s in reversed(self.strides)]  # fine to coarse, as timm lists
         skip_chs = [self.net.feature_info[i]["num_chs"] for i in self.indices[::-1]]
         self.net.prune_intermediate_layers(indices=self.indices, prune_head=True)
-        self.decoder = nn.ModuleList([_conv_bn_relu(skip_chs[0], channels[0])])
-        self.decoder.extend(nn.Sequential(_conv_bn_relu(prev + skip, c), _conv_bn_relu(c, c))
+        self.decoder = nn.ModuleList([conv_bn_relu(skip_chs[0], channels[0])])
+        self.decoder.extend(nn.Sequential(conv_bn_relu(prev + skip, c), conv_bn_relu(c, c))
                             for prev, skip, c in zip(channels, skip_chs[1:], channels[1:]))
 
     def forward(self, images: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -69,7 +69,7 @@ class UnetEncoder(_Levels):
         x = self.decoder[0](skips[0])  # (B, C0, H/8, W/8)
         feats = [x]
         for skip, block in zip(skips[1:], self.decoder[1:]):
-            x = block(torch.cat([_resize(x, skip.shape[-2:]), skip], dim=1))  # (B, Ck, H/s, W/s)
+            x = block(torch.cat([resize(x, skip.shape[-2:]), skip], dim=1))  # (B, Ck, H/s, W/s)
             feats.append(x)
         return self._with_confidence(feats)
 
@@ -98,21 +98,23 @@ class _Fusion(nn.Module):
     def forward(self, x: torch.Tensor, coarser: torch.Tensor | None) -> torch.Tensor:
         x = self.refine_skip(x)
         if self.project is not None:
-            x = x + _resize(self.project(coarser), x.shape[-2:])
+            x = x + resize(self.project(coarser), x.shape[-2:])
         return self.refine(x)
 
 
 class DptEncoder(_Levels):
     """A timm ViT (frozen unless freeze=False) whose `blocks` token maps are reassembled into a
     pyramid, deepest block coarsest, ending at the finest output stride (for 4 blocks and 3 levels:
-    strides 16, 8, 4, 2), then fused coarse to fine; the last len(channels) stages are the levels."""
+    strides 16, 8, 4, 2), then fused coarse to fine; the last len(channels) stages are the levels.
+    patch_size overrides the backbone's (timm resamples pretrained patch-embedding weights)."""
 
     def __init__(self, backbone: str, blocks: list[int], channels: list[int],
                  image_size: tuple[int, int], pretrained: bool = False, weights: str | None = None,
-                 freeze: bool = True):
+                 freeze: bool = True, patch_size: int | None = None):
         super().__init__(channels)
         self.image_size, self.freeze = tuple(image_size), freeze
-        self.net = create_timm(backbone, pretrained, weights, num_classes=0, img_size=self.image_size)
+        size = {} if patch_size is None else {"patch_size": patch_size}  # timm resamples pretrained patch weights
+        self.net = create_timm(backbone, pretrained, weights, num_classes=0, img_size=self.image_size, **size)
         patch = self.net.patch_embed.patch_size[0]
         if any(n % patch or n % 8 for n in self.image_size):
             raise ValueError(f"image_size must be multiples of 8 and of the patch size {patch}; "
@@ -147,7 +149,7 @@ class DptEncoder(_Levels):
                                                 intermediates_only=True)[::-1]  # (B, D, H/p, W/p)
         x, stages = None, []
         for t, s, reassemble, fusion in zip(tokens, self.pyramid_strides, self.reassemble, self.fusions):
-            t = _resize(reassemble(t), (max(1, h // s), max(1, w // s)))  # (B, Cj, H/s, W/s)
+            t = resize(reassemble(t), (max(1, h // s), max(1, w // s)))  # (B, Cj, H/s, W/s)
             x = fusion(t, x)
             stages.append(x)
         return self._with_confidence(stages[-len(self.channels):])

@@ -3,8 +3,9 @@ correlating ground features projected onto the ground plane with satellite featu
 
     model = G2SWeakly(params.baselines["g2s_vgg"], camera_height_m=2.0)
     maps = model(pano, sat, sat_mpp)              # per level (B, P, P): cosine score per position
-    loss = weak_loss(model(pano, sat, sat_mpp, all_pairs=True), margin_scale=10.0)
+    loss = weak_loss(model(pano, sat, sat_mpp, all_pairs=True), margin_scale=10.0)  # = model.loss(batch)
     row, col = locate(maps[-1])                   # sub-cell peak of the finest level
+    pred = model.predict(pano, sat, sat_mpp)      # the Localizer interface (models/localizer.py)
 
 Geometry, per level with satellite features of A x A cells at stride s: a cell is
 s * sat_mpp metres (sat_mpp = metres per satellite INPUT pixel of the sample), the ground
@@ -22,6 +23,7 @@ from torch import nn
 from geodistill.config import G2SParams, UnetEncoderParams
 from geodistill.geometry import sample_bev
 from geodistill.models.decoders import DptEncoder, UnetEncoder
+from geodistill.models.localizer import Batch, Prediction, locate
 
 
 def build_encoder(p: G2SParams, image_size: tuple[int, int]) -> nn.Module:
@@ -29,12 +31,16 @@ def build_encoder(p: G2SParams, image_size: tuple[int, int]) -> nn.Module:
     e = p.encoder
     if isinstance(e, UnetEncoderParams):
         return UnetEncoder(e.backbone, e.channels, p.pretrained, p.weights)
-    return DptEncoder(e.backbone, e.blocks, e.channels, image_size, p.pretrained, p.weights, e.freeze)
+    return DptEncoder(e.backbone, e.blocks, e.channels, image_size, p.pretrained, p.weights, e.freeze,
+                      e.patch_size)
 
 
 class G2SWeakly(nn.Module):
+    train_yaw_deg = 0.0
+
     def __init__(self, p: G2SParams, camera_height_m: float):
         super().__init__()
+        self.margin_scale = p.margin_scale
         w, h = p.pano_size
         self.ground_encoder = build_encoder(p, (h, w))
         self.sat_encoder = build_encoder(p, (p.sat_size, p.sat_size))
@@ -59,6 +65,22 @@ class G2SWeakly(nn.Module):
             bev = project(torch.cat([gf, gc], dim=1), c, sat_mpp * s, self.camera_height_m)   # (B, C+1, c, c)
             maps.append(correlate(sf * sc, bev[:, :-1], bev[:, -1:], all_pairs))
         return maps
+
+    def loss(self, batch: Batch) -> torch.Tensor:
+        """The weak loss over every ground/satellite pair of the batch (gt_px is not used)."""
+        return weak_loss(self(batch.pano, batch.sat, batch.sat_mpp, all_pairs=True), self.margin_scale)
+
+    @torch.no_grad()
+    def predict(self, pano: torch.Tensor, sat: torch.Tensor, sat_mpp: torch.Tensor,
+                column_mask: torch.Tensor | None = None) -> Prediction:
+        """The finest level's sub-cell peak as a satellite input pixel; the heatmap is its score map."""
+        scores = self(pano, sat, sat_mpp, column_mask)[-1]              # (B, P, P)
+        crop, stride = self.crops[-1], self.strides[-1]
+        P = scores.shape[-1]
+        top, left = cell_to_input_pixel(torch.tensor([[-0.5, -0.5]]), crop, stride)[0].tolist()
+        bottom, right = cell_to_input_pixel(torch.tensor([[P - 0.5, P - 0.5]]), crop, stride)[0].tolist()
+        return Prediction(pixel=cell_to_input_pixel(locate(scores), crop, stride), yaw_deg=None, heatmap=scores,
+                          extent=(top, left, bottom, right))
 
 
 def project(feat: torch.Tensor, size: int, cell_m: torch.Tensor, cam_h: float) -> torch.Tensor:
@@ -109,44 +131,7 @@ def weak_loss(pair_maps: list[torch.Tensor], margin_scale: float) -> torch.Tenso
     return torch.stack(losses).mean()
 
 
-def locate(scores: torch.Tensor) -> torch.Tensor:
-    """(B, P, P) score maps -> (B, 2) sub-cell peak (row, col) in map cells: the argmax refined
-    by a parabola through it and its two neighbours along each axis (exact for a quadratic peak;
-    at the border, or where the fit is not a maximum, the argmax is kept on that axis)."""
-    B, P, Q = scores.shape
-    flat = scores.flatten(1).argmax(dim=1)
-    r, c = flat // Q, flat % Q
-    peak = torch.stack([r, c], dim=1).to(scores.dtype)
-    b = torch.arange(B, device=scores.device)
-    for axis, (n, here) in enumerate([(P, r), (Q, c)]):
-        lo, hi = (here - 1).clamp(min=0), (here + 1).clamp(max=n - 1)
-        at = (lambda k: scores[b, k, c]) if axis == 0 else (lambda k: scores[b, r, k])
-        s0, s1, s2 = at(lo), at(here), at(hi)
-        curvature = s0 - 2 * s1 + s2
-        ok = (here > 0) & (here < n - 1) & (curvature < 0)
-        shift = torch.where(ok, 0.5 * (s0 - s2) / torch.where(ok, curvature, -1.0), 0.0)
-        peak[:, axis] += shift.clamp(-0.5, 0.5)
-    return peak
-
-
 def cell_to_input_pixel(peak: torch.Tensor, crop: int, stride: int) -> torch.Tensor:
     """(B, 2) peak (row, col) of a score map -> the camera's (row, col) in satellite INPUT pixels
     (pixel centres at integers): satellite cell x covers input pixels [x s, (x + 1) s)."""
     return (peak + crop / 2) * stride + (stride - 1) / 2
-
-
-def input_to_tile_pixel(xy: torch.Tensor, input_px: int, tile_px: torch.Tensor | int) -> torch.Tensor:
-    """Satellite input pixel coordinates -> pixel coordinates of the tile as stored (resized from
-    tile_px to input_px; pixel centres at integers on both sides)."""
-    scale = torch.as_tensor(tile_px, dtype=xy.dtype, device=xy.device).reshape(-1, 1) / input_px
-    return (xy + 0.5) * scale - 0.5
-
-
-@torch.no_grad()
-def predict_tile_pixels(model: G2SWeakly, pano: torch.Tensor, sat: torch.Tensor, sat_mpp: torch.Tensor,
-                        tile_px: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Camera position (B, 2) (row, col) in pixels of the tiles as stored (tile_px (B,) sides),
-    from the finest level's score map, which is returned too (B, P, P)."""
-    scores = model(pano, sat, sat_mpp)[-1]
-    xy = cell_to_input_pixel(locate(scores), model.crops[-1], model.strides[-1])
-    return input_to_tile_pixel(xy, sat.shape[1], tile_px), scores

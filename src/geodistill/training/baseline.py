@@ -1,11 +1,12 @@
-"""Train a weakly supervised localization baseline on one area protocol.
+"""Train a localization baseline (any method of models/localizer.py) on one area protocol.
 
     geodistill train-baseline --config params.yaml --method g2s_vgg --area cross \
         --index data/index.csv --out data/baselines/g2s_vgg-cross
 
-Weak supervision: the loss sees only which tile each panorama belongs to, and a batch never
-holds two samples that share any tile. Camera positions are used only to score the validation
-split after each epoch, which picks `best.pt`. Each epoch logs one line and saves `last.pt`; a
+A batch never holds two samples that share any tile (weak supervision needs true negatives;
+fully supervised methods do not mind). Weakly supervised methods never see camera positions
+in their loss; positions score the validation split after each epoch, which picks `best.pt`.
+Methods that learn orientation get training panoramas turned by a seeded random yaw. Each epoch logs one line and saves `last.pt`; a
 rerun resumes from it when params and code are unchanged. Outputs in <out>/: best.pt, last.pt,
 history.csv. A checkpoint carries its method's params, so evaluation rebuilds the model from it.
 """
@@ -21,23 +22,25 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from geodistill.config import ConfigError, G2SParams, Params
+from pydantic import TypeAdapter, ValidationError
+
+from geodistill.config import BaselineParams, ConfigError, Params
 from geodistill.io import atomic_file
 from geodistill.metrics import localization_metrics
-from geodistill.models.g2s import G2SWeakly, predict_tile_pixels, weak_loss
+from geodistill.models.localizer import Batch, build_localizer, predict_tile_pixels
 from geodistill.training.checkpoint import CheckpointError, Checkpointer
 from geodistill.training.samples import LocalizationSamples, tile_disjoint_batches
 
 log = logging.getLogger(__name__)
 
 
-def build_model(p: G2SParams, camera_height_m: float, seed: int) -> G2SWeakly:
+def build_model(p: BaselineParams, camera_height_m: float, seed: int) -> torch.nn.Module:
     """A freshly initialised model; its weights depend only on the params and the seed."""
     torch.manual_seed(seed)
-    return G2SWeakly(p, camera_height_m)
+    return build_localizer(p, camera_height_m)
 
 
-def load_checkpoint(path: Path, method: str | None = None) -> tuple[G2SWeakly, dict]:
+def load_checkpoint(path: Path, method: str | None = None) -> tuple[torch.nn.Module, dict]:
     """The model saved in a baseline checkpoint, and the checkpoint's metadata. Raises a clear
     error for a missing file or, when `method` is given, a checkpoint of another method."""
     path = Path(path)
@@ -51,26 +54,37 @@ def load_checkpoint(path: Path, method: str | None = None) -> tuple[G2SWeakly, d
         raise CheckpointError(f"{path} is not a localization checkpoint (no method recorded)")
     if method is not None and state["method"] != method:
         raise CheckpointError(f"{path} holds method {state['method']!r}, not {method!r}")
-    p = G2SParams.model_validate(state["method_params"])
-    model = G2SWeakly(p, state["camera_height_m"])
+    try:
+        p = TypeAdapter(BaselineParams).validate_python(state["method_params"])
+    except ValidationError as e:
+        raise CheckpointError(f"{path}: its method params do not validate with this version "
+                              f"({e.error_count()} problems, first: {e.errors()[0]['msg']})") from None
+    model = build_localizer(p, state["camera_height_m"])
     model.load_state_dict(state["model"])
     return model.eval(), state
 
 
-def predict(model: G2SWeakly, data: LocalizationSamples, batch_size: int, roll_deg=None) -> pd.DataFrame:
-    """Per-sample predicted tile pixel and error in metres (roll_deg: optional (N,) panorama turns)."""
+def predict(model: torch.nn.Module, data: LocalizationSamples, batch_size: int, roll_deg=None) -> pd.DataFrame:
+    """Per-sample predicted tile pixel and error in metres, and the predicted yaw for methods that
+    have one (roll_deg: optional (N,) panorama turns)."""
     model.eval()
-    rows = []
+    pixels, yaws = [], []
     for start in tqdm(range(0, len(data), batch_size), desc=f"{data.desc}: predict", leave=False, disable=None):
         idx = np.arange(start, min(start + batch_size, len(data)))
         pano, sat, mpp = data.batch(idx, None if roll_deg is None else roll_deg[idx])
         tile_px = torch.from_numpy(data.rows.sat_size.to_numpy()[idx])
-        rows.append(predict_tile_pixels(model, pano, sat, mpp, tile_px)[0].numpy())
-    pred = np.concatenate(rows) if rows else np.zeros((0, 2))
+        pixel, out = predict_tile_pixels(model, pano, sat, mpp, tile_px)
+        pixels.append(pixel.numpy())
+        if out.yaw_deg is not None:
+            yaws.append(out.yaw_deg.numpy())
+    pred = np.concatenate(pixels) if pixels else np.zeros((0, 2))
     truth = data.rows[["gt_row", "gt_col"]].to_numpy()
     error = np.hypot(*(pred - truth).T) * data.rows.mpp.to_numpy()
-    return pd.DataFrame({"pano_path": data.rows.pano_path, "city": data.rows.city, "gt_row": truth[:, 0],
-                         "gt_col": truth[:, 1], "pred_row": pred[:, 0], "pred_col": pred[:, 1], "error_m": error})
+    table = pd.DataFrame({"pano_path": data.rows.pano_path, "city": data.rows.city, "gt_row": truth[:, 0],
+                          "gt_col": truth[:, 1], "pred_row": pred[:, 0], "pred_col": pred[:, 1], "error_m": error})
+    if yaws:
+        table["pred_yaw_deg"] = np.concatenate(yaws)
+    return table
 
 
 def train_baseline(index_path: Path, out: Path, method: str, area: str, params: Params) -> dict:
@@ -107,11 +121,15 @@ def train_baseline(index_path: Path, out: Path, method: str, area: str, params: 
         t0 = time.perf_counter()
         torch.manual_seed(t.seed + epoch)
         batches = tile_disjoint_batches(splits["train"].tiles, p.batch_size, t.seed, epoch, p.max_train_samples)
+        yaw_rng = np.random.default_rng([t.seed, epoch, 1])
         model.train()
         total, seen = 0.0, 0
         for idx in tqdm(batches, desc=f"{method}-{area} epoch {epoch + 1}", leave=False, disable=None):
-            pano, sat, mpp = splits["train"].batch(idx)
-            loss = weak_loss(model(pano, sat, mpp, all_pairs=True), p.margin_scale)
+            turn = model.train_yaw_deg
+            yaw = yaw_rng.uniform(-turn, turn, len(idx)) if turn else np.zeros(len(idx))
+            pano, sat, mpp = splits["train"].batch(idx, yaw if turn else None)
+            batch = Batch(pano, sat, mpp, splits["train"].gt_px(idx), torch.from_numpy(yaw.astype(np.float32)))
+            loss = model.loss(batch)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"{method}-{area}: loss is {loss.item()} at epoch {epoch + 1}; "
                                          f"last good checkpoint kept in {ckpt.path('last')}")

@@ -4,6 +4,7 @@ that never pair two samples sharing a satellite tile (weak supervision needs tru
     data = LocalizationSamples(index[index.split == "train"], pano_size=(256, 128), sat_px=128)
     for idx in tile_disjoint_batches(data.tiles, batch_size=8, seed=2023, epoch=0):
         pano, sat, sat_mpp = data.batch(idx)          # (B, H, W, 3), (B, S, S, 3) uint8, (B,)
+        gt_px = data.gt_px(idx)                       # (B, 2) row, col in satellite input pixels
 
 Images are decoded once (JPEGs at a reduced size when the input is smaller) and kept in memory,
 so after the first pass a batch costs only array copies.
@@ -48,6 +49,12 @@ class LocalizationSamples:
         self._sats = np.stack([tiles[p] for p in self.rows.sat_path])
         self._panos = panos
         return self
+
+    def gt_px(self, idx) -> torch.Tensor:
+        """(B, 2) true camera (row, col) in satellite INPUT pixels (centres at integers)."""
+        rows = self.rows.iloc[np.asarray(idx)]
+        scale = self.sat_px / rows.sat_size.to_numpy()[:, None]
+        return torch.from_numpy(((rows[["gt_row", "gt_col"]].to_numpy() + 0.5) * scale - 0.5).astype(np.float32))
 
     def batch(self, idx, roll_deg=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Panoramas (B, H, W, 3), tiles (B, S, S, 3) uint8 and metres per tile input pixel (B,).
