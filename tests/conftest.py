@@ -1,11 +1,13 @@
 """Shared fixtures: the smoke preset, shrunk further where a test needs it."""
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import pytest
 
 from geodistill.config import Params, load_params
+from geodistill.training.checkpoint import Checkpointer
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -23,3 +25,22 @@ def plain_params(smoke_params: Params) -> Params:
         sat_noise_std=0.0, pano_noise_std=0.0, haze_m=1e9))
     synth = smoke_params.synth.model_copy(update=dict(appearance=look, jpeg_quality=100))
     return smoke_params.model_copy(update=dict(synth=synth))
+
+
+@pytest.fixture
+def killed_after_first_epoch(monkeypatch):
+    """A context manager: a training run inside it is killed (KeyboardInterrupt) right after it
+    writes its first `last` checkpoint, as a signal after epoch 1 would."""
+    real_save = Checkpointer.save
+
+    def save_then_die(self, name, state):
+        real_save(self, name, state)
+        if name == "last":
+            raise KeyboardInterrupt("simulated kill")
+
+    @contextlib.contextmanager
+    def killing():
+        with monkeypatch.context() as patch, pytest.raises(KeyboardInterrupt):
+            patch.setattr(Checkpointer, "save", save_then_die)
+            yield
+    return killing

@@ -17,7 +17,7 @@ from geodistill.data.index import build_index, write_index
 from geodistill.data.synth.writer import write_world
 from geodistill.evaluation import evaluate
 from geodistill.training import baseline
-from geodistill.training.checkpoint import CheckpointError, Checkpointer
+from geodistill.training.checkpoint import CheckpointError
 from geodistill.training.samples import LocalizationSamples, tile_disjoint_batches
 
 
@@ -62,21 +62,11 @@ def test_samples_name_a_corrupt_image(smoke_run, tmp_path):
     np.testing.assert_allclose(mpp.numpy(), data.rows.sat_size[[2, 0]] * data.rows.mpp[[2, 0]] / 64)
 
 
-def test_training_resumes_to_the_same_result_and_checkpoints_are_checked(smoke_run, monkeypatch):
+def test_training_resumes_to_the_same_result_and_checkpoints_are_checked(smoke_run, killed_after_first_epoch):
     root, params = smoke_run
     clean = baseline.train_baseline(root / "index.csv", root / "a", "g2s_vgg", "same", params)
-
-    real_save = Checkpointer.save
-
-    def crash_after_first_epoch(self, name, state):
-        real_save(self, name, state)
-        if name == "last":
-            raise KeyboardInterrupt("simulated kill")
-
-    monkeypatch.setattr(Checkpointer, "save", crash_after_first_epoch)
-    with pytest.raises(KeyboardInterrupt):
+    with killed_after_first_epoch():
         baseline.train_baseline(root / "index.csv", root / "b", "g2s_vgg", "same", params)
-    monkeypatch.setattr(Checkpointer, "save", real_save)
     assert baseline.train_baseline(root / "index.csv", root / "b", "g2s_vgg", "same", params) == clean
     a = torch.load(root / "a" / "best.pt", weights_only=True)["model"]
     b = torch.load(root / "b" / "best.pt", weights_only=True)["model"]

@@ -81,6 +81,18 @@ def test_infonce_target_sums_to_one_at_the_true_cell_and_orientation():
     assert (t > 0).sum() == 4
 
 
+def test_matching_orientation_is_the_direction_of_a_confident_shift_and_short_when_unsure(model, params):
+    n = params.orientation_bins                                           # 8 bins of 45 degrees
+    volume = torch.zeros(1, n, 2, 2)
+    volume[0, 3, 0, 1] = 10.0                                             # confident: shift 3 = 135 degrees
+    volume[0, 6, 1, 0] = 10.0                                             # confident: shift 6 = 270 degrees
+    u = model.matching_orientation(volume)                                # (1, 2, 2, 2)
+    expect = torch.tensor([[np.cos(np.deg2rad(135)), np.sin(np.deg2rad(135))], [0.0, -1.0]], dtype=torch.float32)
+    torch.testing.assert_close(u[0, :, 0, 1], expect[0], atol=1e-6, rtol=0)
+    torch.testing.assert_close(u[0, :, 1, 0], expect[1], atol=1e-6, rtol=0)
+    torch.testing.assert_close(u[0, :, 0, 0], torch.zeros(2), atol=1e-6, rtol=0)   # flat: no direction
+
+
 def test_gaussian_target_sums_to_one_and_peaks_at_the_centre():
     g = gaussian_target(torch.tensor([[3.0, 10.0], [0.0, 0.0]]), 16, 2.0)
     torch.testing.assert_close(g.sum((1, 2)), torch.ones(2))

@@ -38,11 +38,22 @@ def test_dvc_repro_smoke(tmp_path):
     assert bev.shape[0] == table.pano_path.nunique()
     metrics = json.loads((tmp_path / "reports" / "metrics" / "orientation.json").read_text())
     assert set(metrics) == {"same", "cross"} and all(0 <= m["mean_deg"] <= 180 for m in metrics.values())
-    for run in ("g2s_vgg-same", "g2s_vgg-cross", "g2s_dino-same", "g2s_dino-cross"):
+    runs = {f"{m}-{a}": "baselines" for m in ("g2s_vgg", "g2s_dino", "ccvpe") for a in ("same", "cross")}
+    runs |= {"geodistill-g2s_vgg-cross": "distill", "augment-ccvpe-same": "distill"}
+    for run, folder in runs.items():
         m = json.loads((tmp_path / "reports" / "metrics" / f"{run}.json").read_text())
         assert {"2dof", "3dof", "tile_centre"} <= set(m) and m["2dof"]["n"] == m["tile_centre"]["n"] > 0
-        assert (tmp_path / "data" / "baselines" / run / "best.pt").is_file()
+        assert (tmp_path / "data" / folder / run / "best.pt").is_file()
     shown = _run(dvc + ["metrics", "show"], tmp_path)
-    assert "orientation.json" in shown and "g2s_dino-cross.json" in shown
+    assert "orientation.json" in shown and "geodistill-g2s_vgg-cross.json" in shown
     assert "up to date" in _run(dvc + ["repro"], tmp_path)     # nothing reruns on unchanged params
     assert "up to date" in _run(dvc + ["status"], tmp_path)
+
+    # one variant's params rerun that variant's stages only
+    params = (tmp_path / "params.yaml").read_text()
+    (tmp_path / "params.yaml").write_text(params.replace(
+        "geodistill-g2s_vgg-cross: {method: g2s_vgg, area: cross}",
+        "geodistill-g2s_vgg-cross: {method: g2s_vgg, area: cross, target: {tau: 0.1}}"))
+    changed = [line for line in _run(dvc + ["status"], tmp_path).splitlines() if line.endswith(":")
+               and not line.startswith((" ", "\t"))]
+    assert changed == ["distill@geodistill-g2s_vgg-cross:"]

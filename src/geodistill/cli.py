@@ -7,6 +7,9 @@
     geodistill render-bev --config params.yaml --index data/index.csv --out data/bev
     geodistill train-orientation --config params.yaml --index data/index.csv --bev data/bev \
         --out data/orientation --metrics reports/metrics/orientation.json
+    geodistill train-baseline --config params.yaml --method g2s_vgg --area cross --out data/baselines/g2s_vgg-cross
+    geodistill distill --config params.yaml --variant geodistill-g2s_vgg-cross --out data/distill/geodistill-g2s_vgg-cross
+    geodistill evaluate --checkpoint data/baselines/g2s_vgg-cross/best.pt --orientation ... --predictions ... --metrics ...
     geodistill bev --pano FILE.jpg --out FILE.png --size 512 --mpp 0.1 --camera-height 2
 
 Invalid params fail before any work starts, with one line per problem naming the key.
@@ -172,6 +175,22 @@ def train_baseline_stage(config: Path = ConfigOpt,
         raise UserError(f"sample table not found: {index}")
     result = train_baseline(index, out, method, area, params)
     typer.echo(f"{method}-{area}: best validation mean error {result['best_val_mean_m']:.2f} m -> {out}")
+
+
+@app.command("distill")
+@_friendly
+def distill_stage(config: Path = ConfigOpt,
+                  variant: str = typer.Option(..., help="a key of params distill.variants"),
+                  index: Path = typer.Option(Path("data/index.csv"), help="sample table"),
+                  baselines: Path = typer.Option(Path("data/baselines"), help="folder of train-baseline runs"),
+                  out: Path = typer.Option(..., help="checkpoint folder (best.pt, last.pt, history.csv)")):
+    """GeoDistill on a trained baseline: FoV teacher-student self-distillation (or its augment control)."""
+    from geodistill.distill.teacher_student import train_distill
+    params = _params(config)
+    if not index.is_file():
+        raise UserError(f"sample table not found: {index}")
+    result = train_distill(index, baselines, out, variant, params)
+    typer.echo(f"{variant}: best validation mean error {result['best_val_mean_m']:.2f} m -> {out}")
 
 
 @app.command()

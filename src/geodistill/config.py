@@ -29,6 +29,12 @@ def _ordered(pair: tuple[float, float]) -> tuple[float, float]:
     return pair
 
 
+def _increasing(pair: tuple[int, int]) -> tuple[int, int]:
+    if pair[0] >= pair[1]:
+        raise ValueError(f"range must be [low, high) with low < high, got {list(pair)}")
+    return pair
+
+
 Range = Annotated[tuple[Annotated[float, Field(ge=0)], Annotated[float, Field(ge=0)]], AfterValidator(_ordered)]
 IntRange = Annotated[tuple[Annotated[int, Field(ge=1)], Annotated[int, Field(ge=1)]], AfterValidator(_ordered)]
 CityName = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9]*$")]
@@ -262,6 +268,105 @@ class TrainParams(Section):
     threads: int = Field(ge=0, description="torch CPU threads; 0 = torch's default")
 
 
+class FovOcclusion(Section):
+    """A contiguous kept field of view, the rest of the panorama's columns zeroed (GeoDistill)."""
+
+    kind: Literal["fov"]
+    fov_deg: Annotated[tuple[Annotated[int, Field(gt=0, le=360)], Annotated[int, Field(gt=1, le=361)]],
+                       AfterValidator(_increasing)] = Field(description="kept FoV drawn in [low, high) whole degrees")
+
+
+class RandomPatchOcclusion(Section):
+    """Square blocks zeroed at random until a drawn share of the panorama is covered."""
+
+    kind: Literal["random_patch"]
+    block_px: int = Field(ge=1, description="block side in input pixels (authors: 14)")
+    ratio: Annotated[tuple[Annotated[float, Field(ge=0, le=1)], Annotated[float, Field(ge=0, le=1)]],
+                     AfterValidator(_ordered)] = Field(description="covered share drawn in [low, high)")
+
+
+class MaxActivationOcclusion(Section):
+    """The most activated share of the teacher's panorama features zeroed."""
+
+    kind: Literal["max_activation"]
+    fraction: float = Field(gt=0, lt=1, description="share of feature locations zeroed (authors: 0.2)")
+
+
+class SharpenedTarget(Section):
+    """softmax(score / tau) on both sides (tau < 1 sharpens)."""
+
+    kind: Literal["sharpened"]
+    tau: float = Field(gt=0)
+
+
+class RawTarget(Section):
+    """softmax(score) on both sides (tau = 1)."""
+
+    kind: Literal["raw"]
+
+
+class UnimodalTarget(Section):
+    """A Gaussian at the teacher's argmax; the student's softmax(score / tau)."""
+
+    kind: Literal["unimodal"]
+    sigma_cells: float = Field(gt=0, description="Gaussian width in cells of each level (authors: 4)")
+    tau: float = Field(gt=0, description="the student's temperature")
+
+
+Occlusion = Annotated[FovOcclusion | RandomPatchOcclusion | MaxActivationOcclusion, Field(discriminator="kind")]
+Target = Annotated[SharpenedTarget | RawTarget | UnimodalTarget, Field(discriminator="kind")]
+
+
+class DistillVariant(Section):
+    """One GeoDistill run (or its augmentation control) on a trained baseline."""
+
+    method: str = Field(min_length=1, description="a key of `baselines`; its trained checkpoint is the start")
+    area: Literal["same", "cross"]
+    mode: Literal["distill", "augment"] = Field(
+        description="distill: FoV student vs full teacher; augment: the baseline's own loss on occluded panoramas")
+    occlusion: Occlusion
+    target: Target
+    ema_alpha: float = Field(ge=0, lt=1, description="teacher <- alpha teacher + (1 - alpha) student")
+    ema_every: Literal["epoch", "step"] = Field(description="the authors' code: epoch; the paper reads: step")
+    epochs_factor: float = Field(gt=0, description="epochs = this x the baseline's epochs (rounded, at least 1)")
+    lr: float = Field(gt=0)
+    weight_decay: float = Field(ge=0)
+    grad_clip: float = Field(gt=0)
+    evaluated_model: Literal["student", "teacher"] = Field(
+        description="the model kept by validation and evaluated (authors' code: student)")
+
+
+class DistillParams(Section):
+    """`defaults` shared by every variant; each `variants.<name>` overrides any of its keys (a
+    sub-section of another `kind` replaces the default's wholesale)."""
+
+    defaults: dict
+    variants: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]*$")], DistillVariant]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_defaults(cls, raw):
+        if isinstance(raw, dict) and isinstance(raw.get("defaults"), dict) and isinstance(raw.get("variants"), dict):
+            for name, v in raw["variants"].items():
+                missing = [k for k in ("method", "area") if not isinstance(v, dict) or k not in v]
+                if missing:                                     # dvc.yaml reads them from the variant itself
+                    raise ValueError(f"variants.{name}: set {' and '.join(missing)} in the variant "
+                                     f"itself, not in distill.defaults")
+            raw = {**raw, "variants": {name: _merge(raw["defaults"], v) if isinstance(v, dict) else v
+                                       for name, v in raw["variants"].items()}}
+        return raw
+
+
+def _merge(base: dict, override: dict) -> dict:
+    """`override` on top of `base`, recursively; a dict whose `kind` differs replaces wholesale."""
+    if override.get("kind", base.get("kind")) != base.get("kind"):
+        return dict(override)
+    out = dict(base)
+    for key, value in override.items():
+        out[key] = _merge(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
+    return out
+
+
 class Params(Section):
     synth: SynthParams
     index: IndexParams
@@ -270,6 +375,7 @@ class Params(Section):
     train: TrainParams
     baselines: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")], BaselineParams] = Field(
         description="localization methods by name (g2s_vgg, g2s_dino, ccvpe, ...)")
+    distill: DistillParams
 
     @model_validator(mode="after")
     def _check(self) -> "Params":
@@ -281,6 +387,10 @@ class Params(Section):
                     f"orientation.head.input_mpp={head.input_mpp} puts the BEV (bev.size * bev.mpp = "
                     f"{self.bev.size * self.bev.mpp:g} m) at {bev_px:g} px; it must be 8 px to "
                     f"orientation.input_size={self.orientation.input_size} px")
+        for name, v in self.distill.variants.items():
+            if v.method not in self.baselines:
+                raise ValueError(f"distill.variants.{name}.method: unknown method {v.method!r} "
+                                 f"(baselines has {', '.join(self.baselines)})")
         return self
 
 
@@ -295,8 +405,8 @@ def _describe(err: dict, model: type[BaseModel]) -> str:
         return f"{key}: unknown key (allowed: {allowed})"
     if err["type"] == "missing":
         return f"{key}: missing"
-    given = err.get("input")
-    return f"{key}: {err['msg']} (got {given!r})"
+    given, msg = err.get("input"), err["msg"].removeprefix("Value error, ")
+    return f"{key}: {msg}" if isinstance(given, dict) else f"{key}: {msg} (got {given!r})"
 
 
 def _walk(model: type[BaseModel], loc: tuple) -> tuple[type[BaseModel] | None, list[str]]:

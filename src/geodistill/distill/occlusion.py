@@ -11,15 +11,24 @@ an integer degree drawn uniformly in [0, kept), measured from the panorama's lef
 so it never wraps around the seam. Occluded columns are zeroed, not cropped, and the same mask is
 projected into the BEV so the correlation only uses cells the student can see. Every draw comes
 from the generator passed in: same generator state, same draws.
+
+The paper's two other occlusions (its ablation), and the one entry point for all three:
+
+    mask = random_patch_mask(rng, H, W, block_px=14, ratio=(1/3, 1/2))   # (H, W) 1 = kept
+    masks = max_activation_mask(features, fraction=0.2, size=(H, W))    # (B, H, W) from (B, C, h, w)
+    student_pano, column_mask = occlude(p, pano, rng, teacher.ground_features)   # p: params occlusion
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 import torch
+import torch.nn.functional as F
 
+from geodistill.config import FovOcclusion, MaxActivationOcclusion, Occlusion, RandomPatchOcclusion
 from geodistill.geometry import bev_maps
 
 
@@ -94,3 +103,56 @@ def fov_batch(rng: np.random.Generator, batch: int, width: int, low: int = 180,
     draws = [draw_fov(rng, low, high) for _ in range(batch)]
     masks = np.stack([fov_column_mask(d, width) for d in draws]) if draws else np.zeros((0, width), np.float32)
     return torch.from_numpy(masks), draws
+
+
+def random_patch_mask(rng: np.random.Generator, height: int, width: int, block_px: int,
+                      ratio: tuple[float, float]) -> np.ndarray:
+    """(height, width) float32, 1 = kept: blocks of a block_px grid (edge blocks clipped) zeroed
+    in random order until the covered share reaches a ratio drawn uniformly in [low, high); the
+    share then lies in [drawn, drawn + one block)."""
+    goal = rng.uniform(*ratio) * height * width
+    rows, cols = -(-height // block_px), -(-width // block_px)
+    mask = np.ones((height, width), np.float32)
+    covered = 0
+    for cell in rng.permutation(rows * cols):
+        if covered >= goal:
+            break
+        r, c = divmod(int(cell), cols)
+        block = mask[r * block_px:(r + 1) * block_px, c * block_px:(c + 1) * block_px]
+        covered += block.size
+        block[:] = 0
+    return mask
+
+
+def max_activation_mask(features: torch.Tensor, fraction: float, size: tuple[int, int]) -> torch.Tensor:
+    """(B, C, h, w) panorama features -> (B, H, W) float mask, 0 on the round(fraction * h * w)
+    feature locations of highest channel mean (each covering its share of the image), 1 elsewhere."""
+    B, _, h, w = features.shape
+    energy = features.detach().mean(dim=1).flatten(1)                     # (B, h * w)
+    k = round(fraction * h * w)
+    mask = torch.ones_like(energy)
+    if k:
+        mask.scatter_(1, energy.topk(k, dim=1).indices, 0.0)
+    return F.interpolate(mask.view(B, 1, h, w), size=size, mode="nearest")[:, 0]
+
+
+def occlude(p: Occlusion, pano: torch.Tensor, rng: np.random.Generator,
+            ground_features: Callable[[torch.Tensor], torch.Tensor] | None = None
+            ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The student's panorama (B, H, W, 3) (same dtype, occluded pixels zeroed) and, for FoV, the
+    (B, W) column mask the model also applies to its ground features (None for the others).
+    ground_features: the teacher's, needed by max_activation."""
+    B, H, W, _ = pano.shape
+    if isinstance(p, FovOcclusion):
+        columns, _ = fov_batch(rng, B, W, *p.fov_deg)                     # (B, W)
+        return pano * columns[:, None, :, None].to(pano.dtype), columns
+    if isinstance(p, RandomPatchOcclusion):
+        mask = torch.from_numpy(np.stack([random_patch_mask(rng, H, W, p.block_px, p.ratio) for _ in range(B)]))
+    elif isinstance(p, MaxActivationOcclusion):
+        if ground_features is None:
+            raise ValueError("max_activation occlusion needs the teacher's ground features")
+        with torch.no_grad():
+            mask = max_activation_mask(ground_features(pano), p.fraction, (H, W))
+    else:
+        raise ValueError(f"unknown occlusion {p!r}")
+    return pano * mask[..., None].to(pano.dtype), None

@@ -14,7 +14,9 @@ folds the height into a D-wide descriptor per column, g (B, D, n): the column or
 Satellite: a timm CNN and a U-Net decoder from its stride-32 level up to the input resolution.
 At each of the first `descriptor_dims` decoder stages the features become a (D x n) descriptor
 per cell, matched (cosine) against g rolled by every o in 0..n-1: volume (B, n, a, a), which
-joins the decoder. Heads at full resolution: heatmap logits and a (cos, sin) orientation field.
+joins the decoder. Heads at full resolution: heatmap logits and a (cos, sin) orientation field;
+the orientation head also sees each level's matching orientation (the infoNCE-softmax expectation
+of the shift's direction per cell, upsampled), the path by which the volumes' yaw reaches it.
 
 Yaw convention: a panorama turned by yaw t (roll_panorama(p, t)) matches best at o = t / (360/n);
 the orientation field regresses (cos t, sin t), and is read at the predicted position.
@@ -126,7 +128,9 @@ class CCVPE(nn.Module):
         self.sat_heads = nn.ModuleList(nn.Conv2d(widths[j], d * self.bins, 1) for j, d in enumerate(dims))
         self.merges = nn.ModuleList(conv_bn_relu(widths[j] + self.bins + 1, widths[j]) for j in range(len(dims)))
         self.heatmap_head = nn.Conv2d(widths[-1], 1, 3, padding=1)
-        self.orientation_head = nn.Conv2d(widths[-1], 2, 3, padding=1)
+        self.orientation_head = nn.Conv2d(widths[-1] + 2 * len(dims), 2, 3, padding=1)
+        shift = torch.deg2rad(torch.arange(self.bins) * (360.0 / self.bins))
+        self.register_buffer("shift_dirs", torch.stack([shift.cos(), shift.sin()], 1), persistent=False)  # (n, 2)
 
     def ground_descriptors(self, pano: torch.Tensor, column_mask: torch.Tensor | None = None) -> list[torch.Tensor]:
         """Per matching level (B, D, n), column order = panorama azimuth order. column_mask (B, W)
@@ -152,11 +156,19 @@ class CCVPE(nn.Module):
                 volume = match(ground[j], self.sat_heads[j](x).view(x.shape[0], -1, self.bins, a, a))  # (B, n, a, a)
                 matching.append(volume)
                 x = self.merges[j](torch.cat([x, volume, volume.amax(1, keepdim=True)], dim=1))
-        orientation = F.normalize(self.orientation_head(x), dim=1, eps=1e-6)   # (B, 2, S, S)
+        S = x.shape[-1]
+        cues = [resize(self.matching_orientation(v), (S, S)) for v in matching]   # each (B, 2, S, S)
+        orientation = F.normalize(self.orientation_head(torch.cat([x, *cues], 1)), dim=1, eps=1e-6)
         return CCVPEOutput(self.heatmap_head(x)[:, 0], orientation, matching, self.strides[:len(matching)])
 
+    def matching_orientation(self, volume: torch.Tensor) -> torch.Tensor:
+        """(B, n, a, a) matching volume -> (B, 2, a, a): per cell the mean (cos, sin) of the
+        shifts' yaws under the infoNCE softmax over shifts (not unit: short when unsure)."""
+        prob = F.softmax(volume / self.p.infonce_temperature, dim=1)
+        return torch.einsum("boyx,oc->bcyx", prob, self.shift_dirs)
+
     def loss(self, batch: Batch) -> torch.Tensor:
-        out = self(batch.pano, batch.sat)
+        out = self(batch.pano, batch.sat, batch.column_mask)
         p, S = self.p, batch.sat.shape[1]
         gauss = gaussian_target(batch.gt_px, S, p.heatmap_sigma_px)           # (B, S, S), sums to 1
         heat = soft_cross_entropy(out.heatmap, gauss)
@@ -168,9 +180,19 @@ class CCVPE(nn.Module):
         orient = (gauss * (out.orientation - truth).square().sum(1)).sum((1, 2)).mean()
         return p.heatmap_weight * heat + p.infonce_weight * nce + p.orientation_weight * orient
 
+    def score_maps(self, pano: torch.Tensor, sat: torch.Tensor, sat_mpp: torch.Tensor | None = None,
+                   column_mask: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """The matching volumes, per level (B, n, a, a) cosine over orientation and position: the
+        occlusion masks the orientation-aware ground descriptor, as GeoDistill does on CCVPE."""
+        return self(pano, sat, column_mask).matching
+
+    def ground_features(self, pano: torch.Tensor) -> torch.Tensor:
+        return self.ground(normalize(pano))[0]                   # (B, C, H/s, n)
+
     @torch.no_grad()
-    def predict(self, pano: torch.Tensor, sat: torch.Tensor, sat_mpp: torch.Tensor | None = None) -> Prediction:
-        out = self(pano, sat)
+    def predict(self, pano: torch.Tensor, sat: torch.Tensor, sat_mpp: torch.Tensor | None = None,
+                column_mask: torch.Tensor | None = None) -> Prediction:
+        out = self(pano, sat, column_mask)
         peak = locate(out.heatmap)                                         # (B, 2) input px
         S = sat.shape[1]
         r, c = peak.round().long().clamp(0, S - 1).unbind(1)

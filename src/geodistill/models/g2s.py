@@ -68,7 +68,16 @@ class G2SWeakly(nn.Module):
 
     def loss(self, batch: Batch) -> torch.Tensor:
         """The weak loss over every ground/satellite pair of the batch (gt_px is not used)."""
-        return weak_loss(self(batch.pano, batch.sat, batch.sat_mpp, all_pairs=True), self.margin_scale)
+        return weak_loss(self(batch.pano, batch.sat, batch.sat_mpp, batch.column_mask, all_pairs=True),
+                         self.margin_scale)
+
+    def score_maps(self, pano: torch.Tensor, sat: torch.Tensor, sat_mpp: torch.Tensor,
+                   column_mask: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """The correlation maps, per level (B, P, P) cosine."""
+        return self(pano, sat, sat_mpp, column_mask)
+
+    def ground_features(self, pano: torch.Tensor) -> torch.Tensor:
+        return self.ground_encoder(pano)[0][0]                   # (B, C, H/8, W/8), the coarsest level
 
     @torch.no_grad()
     def predict(self, pano: torch.Tensor, sat: torch.Tensor, sat_mpp: torch.Tensor,

@@ -5,9 +5,13 @@ and distillation never special-case a method.
     loss = model.loss(Batch(pano, sat, sat_mpp, gt_px, yaw_deg))   # a scalar to minimise
     pred = model.predict(pano, sat, sat_mpp)                        # Prediction, below
     row, col = locate(pred.heatmap)[0]                              # sub-cell peak of a score map
+    maps = model.score_maps(pano, sat, sat_mpp, column_mask)        # what distillation matches
+    feat = model.ground_features(pano)                              # (B, C, h, w) panorama features
 
 A method also carries `train_yaw_deg`: training panoramas are turned by a random yaw in
-[-it, it) (0 = never). A weakly supervised method's loss ignores `gt_px`.
+[-it, it) (0 = never). A weakly supervised method's loss ignores `gt_px`. Wherever a
+`column_mask` (B, W) is taken (0 = occluded panorama column), the method keeps the occluded
+columns out of its ground features, so its scores use the visible field of view only.
 """
 from __future__ import annotations
 
@@ -27,6 +31,7 @@ class Batch:
     sat_mpp: torch.Tensor     # (B,) metres per satellite input pixel
     gt_px: torch.Tensor       # (B, 2) true camera (row, col) in satellite input pixels (centres at integers)
     yaw_deg: torch.Tensor     # (B,) turn applied to each panorama (roll_panorama convention)
+    column_mask: torch.Tensor | None = None   # (B, W) 1 = visible panorama column, or None (all)
 
 
 @dataclass
@@ -42,7 +47,16 @@ class Localizer(Protocol):
 
     def loss(self, batch: Batch) -> torch.Tensor: ...
 
-    def predict(self, pano: torch.Tensor, sat: torch.Tensor, sat_mpp: torch.Tensor) -> Prediction: ...
+    def predict(self, pano: torch.Tensor, sat: torch.Tensor, sat_mpp: torch.Tensor,
+                column_mask: torch.Tensor | None = None) -> Prediction: ...
+
+    def score_maps(self, pano: torch.Tensor, sat: torch.Tensor, sat_mpp: torch.Tensor,
+                   column_mask: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """Per level (B, ...) cosine scores over the candidate poses; a softmax over all but
+        the batch dimension makes each a distribution (GeoDistill's teacher and student maps)."""
+
+    def ground_features(self, pano: torch.Tensor) -> torch.Tensor:
+        """(B, C, h, w) the panorama's coarsest ground features (max-activation occlusion)."""
 
 
 def gaussian_target(centre_px: torch.Tensor, size: int, sigma_px: float) -> torch.Tensor:
@@ -81,7 +95,6 @@ def input_to_tile_pixel(xy: torch.Tensor, input_px: int, tile_px: torch.Tensor |
     return (xy + 0.5) * scale - 0.5
 
 
-@torch.no_grad()
 def predict_tile_pixels(model: Localizer, pano: torch.Tensor, sat: torch.Tensor, sat_mpp: torch.Tensor,
                         tile_px: torch.Tensor) -> tuple[torch.Tensor, Prediction]:
     """Camera position (B, 2) (row, col) in pixels of the tiles as stored (tile_px (B,) sides),

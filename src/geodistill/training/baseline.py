@@ -6,15 +6,16 @@
 A batch never holds two samples that share any tile (weak supervision needs true negatives;
 fully supervised methods do not mind). Weakly supervised methods never see camera positions
 in their loss; positions score the validation split after each epoch, which picks `best.pt`.
-Methods that learn orientation get training panoramas turned by a seeded random yaw. Each epoch logs one line and saves `last.pt`; a
-rerun resumes from it when params and code are unchanged. Outputs in <out>/: best.pt, last.pt,
+Methods that learn orientation get training panoramas turned by a seeded random yaw.
+Each epoch logs one line and saves `last.pt`; a rerun resumes from it when params and code
+are unchanged. Outputs in <out>/: best.pt, last.pt,
 history.csv. A checkpoint carries its method's params, so evaluation rebuilds the model from it.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +29,7 @@ from geodistill.config import BaselineParams, ConfigError, Params
 from geodistill.io import atomic_file
 from geodistill.metrics import localization_metrics
 from geodistill.models.localizer import Batch, build_localizer, predict_tile_pixels
-from geodistill.training.checkpoint import CheckpointError, Checkpointer
+from geodistill.training.checkpoint import CheckpointError, Checkpointer, file_digest
 from geodistill.training.samples import LocalizationSamples, tile_disjoint_batches
 
 log = logging.getLogger(__name__)
@@ -87,6 +88,40 @@ def predict(model: torch.nn.Module, data: LocalizationSamples, batch_size: int, 
     return table
 
 
+def load_splits(index_path: Path, area: str, p: BaselineParams, desc: str) -> dict[str, LocalizationSamples]:
+    """The area protocol's train and val samples at the method's input sizes (at least 2 each)."""
+    index = pd.read_csv(index_path)
+    splits = {s: LocalizationSamples(index[(index.area == area) & (index.split == s)], p.pano_size, p.sat_size,
+                                     desc=f"{desc} {s}") for s in ("train", "val")}
+    for s, data in splits.items():
+        if len(data) < 2:
+            raise ValueError(f"{index_path}: the {area}-area {s} split has {len(data)} samples (need 2)")
+    return splits
+
+
+def training_batches(data: LocalizationSamples, p: BaselineParams, seed: int, epoch: int, turn_deg: float,
+                     desc: str) -> Iterator[Batch]:
+    """One epoch of tile-disjoint training batches (with a progress bar), seeded by (seed, epoch);
+    with turn_deg > 0 each panorama is turned by a seeded random yaw in [-turn_deg, turn_deg)."""
+    batches = tile_disjoint_batches(data.tiles, p.batch_size, seed, epoch, p.max_train_samples)
+    yaw_rng = np.random.default_rng([seed, epoch, 1])
+    for idx in tqdm(batches, desc=desc, leave=False, disable=None):
+        yaw = yaw_rng.uniform(-turn_deg, turn_deg, len(idx)) if turn_deg else np.zeros(len(idx))
+        pano, sat, mpp = data.batch(idx, yaw if turn_deg else None)
+        yield Batch(pano, sat, mpp, data.gt_px(idx), torch.from_numpy(yaw.astype(np.float32)))
+
+
+def optimizer_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, trainable: list, grad_clip: float,
+                   where: str, ckpt: Checkpointer) -> None:
+    """Backward, clip and step; a non-finite loss stops the run and names the kept checkpoint."""
+    if not torch.isfinite(loss):
+        raise FloatingPointError(f"{where}: loss is {loss.item()}; last good checkpoint kept in {ckpt.path('last')}")
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(trainable, grad_clip)
+    optimizer.step()
+
+
 def train_baseline(index_path: Path, out: Path, method: str, area: str, params: Params) -> dict:
     """Train `method` on the area's train split, keep the best by validation mean error."""
     if method not in params.baselines:
@@ -95,17 +130,12 @@ def train_baseline(index_path: Path, out: Path, method: str, area: str, params: 
     if t.threads:
         torch.set_num_threads(t.threads)
     torch.use_deterministic_algorithms(True)
-    index = pd.read_csv(index_path)
-    splits = {s: LocalizationSamples(index[(index.area == area) & (index.split == s)], p.pano_size, p.sat_size,
-                                     desc=f"{method}-{area} {s}") for s in ("train", "val")}
-    for s, data in splits.items():
-        if len(data) < 2:
-            raise ValueError(f"{index_path}: the {area}-area {s} split has {len(data)} samples (need 2)")
+    splits = load_splits(index_path, area, p, f"{method}-{area}")
     model = build_model(p, params.bev.camera_height_m, t.seed)
     trainable = [q for q in model.parameters() if q.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=p.lr, weight_decay=p.weight_decay)
     key = {"method": method, "area": area, "baseline": p.model_dump(), "train": t.model_dump(),
-           "camera_height_m": params.bev.camera_height_m, "index": _digest(index_path)}
+           "camera_height_m": params.bev.camera_height_m, "index": file_digest(index_path)}
     ckpt = Checkpointer(out, key)
     history, start_epoch, best = [], 0, float("inf")
     state = ckpt.load("last")
@@ -120,24 +150,13 @@ def train_baseline(index_path: Path, out: Path, method: str, area: str, params: 
     for epoch in range(start_epoch, p.epochs):
         t0 = time.perf_counter()
         torch.manual_seed(t.seed + epoch)
-        batches = tile_disjoint_batches(splits["train"].tiles, p.batch_size, t.seed, epoch, p.max_train_samples)
-        yaw_rng = np.random.default_rng([t.seed, epoch, 1])
         model.train()
         total, seen = 0.0, 0
-        for idx in tqdm(batches, desc=f"{method}-{area} epoch {epoch + 1}", leave=False, disable=None):
-            turn = model.train_yaw_deg
-            yaw = yaw_rng.uniform(-turn, turn, len(idx)) if turn else np.zeros(len(idx))
-            pano, sat, mpp = splits["train"].batch(idx, yaw if turn else None)
-            batch = Batch(pano, sat, mpp, splits["train"].gt_px(idx), torch.from_numpy(yaw.astype(np.float32)))
+        where = f"{method}-{area} epoch {epoch + 1}"
+        for batch in training_batches(splits["train"], p, t.seed, epoch, model.train_yaw_deg, where):
             loss = model.loss(batch)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"{method}-{area}: loss is {loss.item()} at epoch {epoch + 1}; "
-                                         f"last good checkpoint kept in {ckpt.path('last')}")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(trainable, p.grad_clip)
-            optimizer.step()
-            total, seen = total + loss.item() * len(idx), seen + len(idx)
+            optimizer_step(loss, optimizer, trainable, p.grad_clip, where, ckpt)
+            total, seen = total + loss.item() * len(batch.pano), seen + len(batch.pano)
         val = localization_metrics(predict(model, splits["val"], p.batch_size).error_m)
         history.append({"epoch": epoch + 1, "train_loss": total / max(seen, 1), "val_mean_m": val["mean_m"],
                         "val_median_m": val["median_m"], "seconds": time.perf_counter() - t0})
@@ -152,6 +171,3 @@ def train_baseline(index_path: Path, out: Path, method: str, area: str, params: 
         pd.DataFrame(history).to_csv(tmp, index=False)
     return {"best_val_mean_m": best, "epochs": p.epochs}
 
-
-def _digest(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]

@@ -32,6 +32,11 @@ def params_hash(key: dict) -> str:
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def file_digest(path: Path) -> str:
+    """sha256 (16 hex digits) of a file's bytes: an input a checkpoint was made from."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
 @lru_cache(maxsize=1)
 def code_digest() -> str:
     """sha256 of every source file of the installed geodistill package."""

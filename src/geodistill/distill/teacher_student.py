@@ -1,0 +1,128 @@
+"""GeoDistill: fine-tune a trained baseline by teacher-student self-distillation (REFERENCE.md
+section 2), or, in `augment` mode, retrain it with the same occlusion as plain augmentation.
+
+    geodistill distill --config params.yaml --variant geodistill-g2s_vgg-cross \
+        --index data/index.csv --baselines data/baselines --out data/distill/geodistill-g2s_vgg-cross
+
+The student starts from the baseline checkpoint of the variant's method and area (never from
+scratch) and sees the occluded panorama; the teacher, a copy of it that sees the full
+panorama, follows it by EMA of the parameters (its buffers, e.g. batch-norm statistics, stay
+the baseline's: the teacher only ever sees full panoramas), once per epoch as the authors' code
+or every step. The loss is distill_loss (targets.py) only; the baseline's own loss is not
+kept. After each epoch both models are scored on the validation split; the `evaluated_model`
+keeps `best.pt`, in the baseline checkpoint format so `geodistill evaluate` reads it
+unchanged. Resumable from `last.pt` (student, teacher, optimiser, epoch); out/history.csv.
+"""
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from geodistill.config import ConfigError, DistillVariant, Params
+from geodistill.distill.occlusion import occlude
+from geodistill.distill.targets import distill_loss
+from geodistill.io import atomic_file
+from geodistill.metrics import localization_metrics
+from geodistill.models.localizer import Batch
+from geodistill.training.baseline import load_checkpoint, load_splits, optimizer_step, predict, training_batches
+from geodistill.training.checkpoint import CheckpointError, Checkpointer, file_digest
+
+log = logging.getLogger(__name__)
+
+
+def make_teacher(student: torch.nn.Module) -> torch.nn.Module:
+    """The teacher: a frozen copy of the student, in eval mode."""
+    return copy.deepcopy(student).eval().requires_grad_(False)
+
+
+@torch.no_grad()
+def ema_update(teacher: torch.nn.Module, student: torch.nn.Module, alpha: float) -> None:
+    """Every teacher parameter <- alpha * teacher + (1 - alpha) * student (as the authors' code:
+    parameters only; the teacher's buffers are left as they are)."""
+    for t, s in zip(teacher.parameters(), student.parameters(), strict=True):
+        t.lerp_(s, 1.0 - alpha)
+
+
+def variant_loss(v: DistillVariant, student, teacher, batch: Batch, rng: np.random.Generator) -> torch.Tensor:
+    """One step's loss: the student on the occluded panorama against the teacher on the full one
+    (distill), or the student's own loss on the occluded panorama (augment)."""
+    occluded, columns = occlude(v.occlusion, batch.pano, rng, teacher.ground_features)
+    if v.mode == "augment":
+        return student.loss(Batch(occluded, batch.sat, batch.sat_mpp, batch.gt_px, batch.yaw_deg, columns))
+    with torch.no_grad():
+        target = teacher.score_maps(batch.pano, batch.sat, batch.sat_mpp)
+    return distill_loss(student.score_maps(occluded, batch.sat, batch.sat_mpp, columns), target, v.target)
+
+
+def train_distill(index_path: Path, baselines: Path, out: Path, name: str, params: Params) -> dict:
+    """Run variant `name` of params.distill on its baseline's checkpoint in `baselines`."""
+    if name not in params.distill.variants:
+        raise ConfigError(f"unknown distill variant {name!r}: params `distill.variants` has "
+                          f"{', '.join(params.distill.variants) or 'none'}")
+    v, t = params.distill.variants[name], params.train
+    p = params.baselines[v.method]
+    start = Path(baselines) / f"{v.method}-{v.area}" / "best.pt"
+    student, base = load_checkpoint(start, v.method)
+    if base["method_params"] != p.model_dump(mode="json"):
+        raise CheckpointError(f"{start} was trained with other `baselines.{v.method}` params than "
+                              f"params.yaml has now: retrain it first (dvc repro train-baseline@{v.method}-{v.area})")
+    if t.threads:
+        torch.set_num_threads(t.threads)
+    torch.use_deterministic_algorithms(True)
+    splits = load_splits(index_path, v.area, p, f"{name}")
+    teacher = make_teacher(student)
+    trainable = [q for q in student.parameters() if q.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=v.lr, weight_decay=v.weight_decay)
+    epochs = max(1, round(v.epochs_factor * p.epochs))
+    key = {"variant": v.model_dump(), "train": t.model_dump(), "baseline": file_digest(start),
+           "index": file_digest(index_path)}
+    ckpt = Checkpointer(out, key)
+    history, first_epoch, best = [], 0, float("inf")
+    state = ckpt.load("last")
+    if state is not None:
+        student.load_state_dict(state["model"])
+        teacher.load_state_dict(state["teacher"])
+        optimizer.load_state_dict(state["optimizer"])
+        first_epoch, best, history = state["epoch"] + 1, state["best"], state["history"]
+        log.info("%s: resuming after epoch %d", name, state["epoch"] + 1)
+    meta = {k: base[k] for k in ("method", "area", "method_params", "camera_height_m")} | {"variant": name}
+
+    for epoch in range(first_epoch, epochs):
+        t0 = time.perf_counter()
+        torch.manual_seed(t.seed + epoch)
+        occlusion_rng = np.random.default_rng([t.seed, epoch, 2])
+        student.train()
+        total, seen = 0.0, 0
+        where = f"{name} epoch {epoch + 1}"
+        for batch in training_batches(splits["train"], p, t.seed, epoch, student.train_yaw_deg, where):
+            loss = variant_loss(v, student, teacher, batch, occlusion_rng)
+            optimizer_step(loss, optimizer, trainable, v.grad_clip, where, ckpt)
+            if v.ema_every == "step":
+                ema_update(teacher, student, v.ema_alpha)
+            total, seen = total + loss.item() * len(batch.pano), seen + len(batch.pano)
+        if v.ema_every == "epoch":
+            ema_update(teacher, student, v.ema_alpha)
+        models = {"student": student, "teacher": teacher}
+        val = {k: localization_metrics(predict(m, splits["val"], p.batch_size).error_m) for k, m in models.items()}
+        history.append({"epoch": epoch + 1, "train_loss": total / max(seen, 1),
+                        **{f"val_{k}_{s}_m": val[k][f"{s}_m"] for k in models for s in ("mean", "median")},
+                        "seconds": time.perf_counter() - t0})
+        log.info("%s epoch %d/%d: loss %.4f, val mean student %.2f m, teacher %.2f m (%.0fs)", name, epoch + 1,
+                 epochs, history[-1]["train_loss"], val["student"]["mean_m"], val["teacher"]["mean_m"],
+                 history[-1]["seconds"])
+        score = val[v.evaluated_model]["mean_m"]
+        if score < best:
+            best = score
+            ckpt.save("best", {**meta, "model": models[v.evaluated_model].state_dict(), "epoch": epoch,
+                               "val": val[v.evaluated_model], "evaluated_model": v.evaluated_model})
+        ckpt.save("last", {**meta, "model": student.state_dict(), "teacher": teacher.state_dict(),
+                           "optimizer": optimizer.state_dict(), "epoch": epoch, "best": best, "history": history})
+    with atomic_file(Path(out) / "history.csv") as tmp:
+        pd.DataFrame(history).to_csv(tmp, index=False)
+    return {"best_val_mean_m": best, "epochs": epochs}
