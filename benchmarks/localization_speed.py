@@ -8,8 +8,9 @@ the paper's setting at VIGOR size (vgg16 / frozen ViT-B/14 / EfficientNet-B0 CCV
 640x320, satellite 512; batch 8 for the synthetic setting, 2 for VIGOR):
   train     samples/s of full training steps (the method's loss, backward, step);
   infer     ms per query of the 2-DoF prediction (eval mode, no grad);
-  loader    samples/s of LocalizationSamples.batch after the images are cached in memory, and
-            of the first pass that decodes them (needs --index; the synthetic world's JPEGs).
+  loader    samples/s of LocalizationSamples.batch after the images are cached in memory, the
+            same with the method's training augmentation (`augment`), and of the first pass that
+            decodes them (needs --index; the synthetic world's JPEGs).
 Random images stand in for the synthetic inputs of the model timings. Prints one JSON line.
 """
 from __future__ import annotations
@@ -25,6 +26,7 @@ import torch
 
 from geodistill.config import CCVPEParams, DptEncoderParams, UnetEncoderParams, load_params
 from geodistill.models.localizer import Batch, build_localizer, predict_tile_pixels
+from geodistill.training.augment import augment_batch
 from geodistill.training.samples import LocalizationSamples, tile_disjoint_batches
 
 
@@ -67,7 +69,14 @@ def loader_rates(p, index: Path, n: int = 400) -> dict:
     for idx in batches:
         data.batch(idx)
     cached = sum(map(len, batches)) / (time.perf_counter() - t0)
-    return {"decode_samples_per_s": round(first, 1), "cached_samples_per_s": round(cached, 1)}
+    rng = np.random.default_rng(0)
+    t0 = time.perf_counter()
+    for idx in batches:
+        pano, sat, mpp = data.batch(idx)
+        augment_batch(Batch(pano, sat, mpp, data.gt_px(idx), torch.zeros(len(idx))), p.augment, rng)
+    augmented = sum(map(len, batches)) / (time.perf_counter() - t0)
+    return {"decode_samples_per_s": round(first, 1), "cached_samples_per_s": round(cached, 1),
+            "augmented_samples_per_s": round(augmented, 1)}
 
 
 def vigor_setting(p):

@@ -97,3 +97,14 @@ def test_cli_help_lists_stages():
     assert res.exit_code == 0
     for name in ("synth", "index", "verify-data"):
         assert name in res.output
+
+
+def test_bad_augmentation_is_named_with_the_method(raw):
+    raw["baselines"]["ccvpe"]["augment"]["gain"] = 1.5
+    del raw["baselines"]["g2s_vgg"]["augment"]["mirror"]
+    with pytest.raises(ConfigError) as e:
+        parse_params(raw)
+    lines = sorted(str(e.value).splitlines())
+    assert len(lines) == 2, lines
+    assert "baselines.ccvpe.augment.gain" in lines[0] and "less than 1" in lines[0]
+    assert "baselines.g2s_vgg.augment.mirror" in lines[1] and "missing" in lines[1]

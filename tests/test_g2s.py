@@ -10,17 +10,19 @@ import numpy as np
 import pytest
 import torch
 
-from geodistill.config import DptEncoderParams, G2SParams, UnetEncoderParams
+from geodistill.config import AugmentParams, DptEncoderParams, G2SParams, UnetEncoderParams
 from geodistill.data import vigor
 from geodistill.data.synth.writer import write_world
 from geodistill.models.g2s import G2SWeakly, cell_to_input_pixel, correlate, project, weak_loss
-from geodistill.models.localizer import input_to_tile_pixel, locate
+from geodistill.models.localizer import Batch, input_to_tile_pixel, locate
+from geodistill.training.augment import mirror
 
 
 def g2s_params(encoder, pano=(64, 32), sat=64) -> G2SParams:
     return G2SParams(kind="g2s", encoder=encoder, pretrained=False, weights=None, pano_size=pano, sat_size=sat,
                      crop_fraction=0.4, margin_scale=10.0, epochs=1, batch_size=2, lr=1e-4, weight_decay=0.0,
-                     grad_clip=1.0, max_train_samples=0)
+                     grad_clip=1.0, max_train_samples=0,
+                     augment=AugmentParams(mirror=False, permute_channels=False, gain=0.0))
 
 
 def test_correlation_of_a_map_with_its_own_centre_peaks_there():
@@ -92,28 +94,35 @@ def plain_world(tmp_path_factory, plain_params):
     return root, meta, synth
 
 
-def test_raw_pixel_projection_peaks_at_the_label(plain_world):
+@pytest.mark.parametrize("mirrored", [False, True], ids=["as-rendered", "mirrored"])
+def test_raw_pixel_projection_peaks_at_the_label(plain_world, mirrored):
     """Identity 'features': the projected panorama (raw pixels) slid over its positive tile
     peaks within a pixel of the labelled camera position (median < 0.2 px). The weights keep the street
     around the camera (within 4 m), where the flat-ground projection holds; facades further
-    out are smeared by it."""
+    out are smeared by it. Mirrored: the training augmentation's east-west mirror of both views
+    (training/augment.py) is a valid world, its label the mirrored one."""
     root, meta, synth = plain_world
     S, cam_h = meta["sat_size"], meta["camera_height_m"]
     errors = []
     for city in synth.cities:
         mpp = meta["cities"][city.name]["mpp"]
         for line in vigor.read_labels(vigor.label_path(root, city.name, "all")):
-            pano = cv2.imread(str(vigor.pano_path(root, city.name, line.pano)))[..., ::-1] / 255.0 - 0.5
-            tile = cv2.imread(str(vigor.sat_path(root, city.name, line.sats[0])))[..., ::-1] / 255.0 - 0.5
-            feat = torch.from_numpy(np.ascontiguousarray(pano)).permute(2, 0, 1)[None].float()
-            sat = torch.from_numpy(np.ascontiguousarray(tile)).permute(2, 0, 1)[None].float()
+            pano = torch.from_numpy(cv2.imread(str(vigor.pano_path(root, city.name, line.pano)))[..., ::-1].copy())
+            tile = torch.from_numpy(cv2.imread(str(vigor.sat_path(root, city.name, line.sats[0])))[..., ::-1].copy())
+            dy, dx = line.deltas[0]
+            label = torch.tensor([[S / 2 + dy, S / 2 - dx]])
+            if mirrored:
+                batch = mirror(Batch(pano[None], tile[None], torch.tensor([mpp]), label, torch.zeros(1)),
+                               torch.tensor([True]))
+                pano, tile, label = batch.pano[0], batch.sat[0], batch.gt_px
+            feat = (pano.permute(2, 0, 1)[None].float() / 255.0 - 0.5)               # (1, 3, H, W)
+            sat = (tile.permute(2, 0, 1)[None].float() / 255.0 - 0.5)                # (1, 3, S, S)
             crop = 2 * round(0.4 * S / 2)
             bev = project(feat, crop, torch.tensor([mpp]), cam_h)                      # (1, 3, c, c)
             yy, xx = torch.meshgrid(torch.arange(crop) - crop / 2, torch.arange(crop) - crop / 2, indexing="ij")
             near = (torch.hypot(yy, xx) * mpp < 4.0).float()[None, None]               # (1, 1, c, c)
             peak = cell_to_input_pixel(locate(correlate(sat, bev, near)), crop, 1)
-            dy, dx = line.deltas[0]
-            errors.append(float((peak[0] - torch.tensor([S / 2 + dy, S / 2 - dx])).norm()))
+            errors.append(float((peak[0] - label[0]).norm()))
     errors = np.array(errors)
     assert (errors < 1.0).mean() >= 0.85 and np.median(errors) < 0.2, errors.round(2)   # a car may hide one
 

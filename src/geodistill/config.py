@@ -204,6 +204,14 @@ class DptEncoderParams(Section):
     patch_size: int | None = Field(default=None, ge=2, description="ViT patch side; null = the backbone's own")
 
 
+class AugmentParams(Section):
+    """Training augmentation, drawn per sample and applied alike to both views (training/augment.py)."""
+
+    mirror: bool = Field(description="mirror the world east-west for half the samples (exact labels)")
+    permute_channels: bool = Field(description="one random order of the colour channels per sample")
+    gain: float = Field(ge=0, lt=1, description="per-channel colour gain drawn in [1 - gain, 1 + gain]; 0 = off")
+
+
 class LocalizerParams(Section):
     """What every localization method shares: inputs, weights and its training schedule."""
 
@@ -217,6 +225,7 @@ class LocalizerParams(Section):
     weight_decay: float = Field(ge=0)
     grad_clip: float = Field(gt=0)
     max_train_samples: int = Field(ge=0, description="cap on training samples per epoch; 0 = all")
+    augment: AugmentParams
 
     @model_validator(mode="after")
     def _check_pano(self) -> "LocalizerParams":

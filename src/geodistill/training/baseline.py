@@ -29,6 +29,7 @@ from geodistill.config import BaselineParams, ConfigError, Params
 from geodistill.io import atomic_file
 from geodistill.metrics import localization_metrics
 from geodistill.models.localizer import Batch, build_localizer, predict_tile_pixels
+from geodistill.training.augment import augment_batch
 from geodistill.training.checkpoint import CheckpointError, Checkpointer, file_digest
 from geodistill.training.samples import LocalizationSamples, tile_disjoint_batches
 
@@ -102,13 +103,16 @@ def load_splits(index_path: Path, area: str, p: BaselineParams, desc: str) -> di
 def training_batches(data: LocalizationSamples, p: BaselineParams, seed: int, epoch: int, turn_deg: float,
                      desc: str) -> Iterator[Batch]:
     """One epoch of tile-disjoint training batches (with a progress bar), seeded by (seed, epoch);
-    with turn_deg > 0 each panorama is turned by a seeded random yaw in [-turn_deg, turn_deg)."""
+    with turn_deg > 0 each panorama is turned by a seeded random yaw in [-turn_deg, turn_deg),
+    then the method's `augment` draws are applied (training/augment.py)."""
     batches = tile_disjoint_batches(data.tiles, p.batch_size, seed, epoch, p.max_train_samples)
     yaw_rng = np.random.default_rng([seed, epoch, 1])
+    augment_rng = np.random.default_rng([seed, epoch, 3])
     for idx in tqdm(batches, desc=desc, leave=False, disable=None):
         yaw = yaw_rng.uniform(-turn_deg, turn_deg, len(idx)) if turn_deg else np.zeros(len(idx))
         pano, sat, mpp = data.batch(idx, yaw if turn_deg else None)
-        yield Batch(pano, sat, mpp, data.gt_px(idx), torch.from_numpy(yaw.astype(np.float32)))
+        batch = Batch(pano, sat, mpp, data.gt_px(idx), torch.from_numpy(yaw.astype(np.float32)))
+        yield augment_batch(batch, p.augment, augment_rng)
 
 
 def optimizer_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, trainable: list, grad_clip: float,

@@ -1,0 +1,60 @@
+"""Training augmentation of localization batches (params `baselines.<method>.augment`). Every
+draw is made per sample and applied alike to its panorama and its tile, so the pair stays a true
+match with exact labels; evaluation never augments.
+
+    batch = augment_batch(batch, p.augment, np.random.default_rng([seed, epoch, 3]))
+
+- `mirror`: for each sample with probability 1/2, the world mirrored east-west. The tile is
+  flipped left to right (camera column c -> S - 1 - c), the panorama's columns are reversed about
+  its centre column (azimuth phi -> -phi, geometry.py: north stays at the centre) and its turn
+  t -> -t. A mirrored world is a valid world: a street grid at +28 degrees becomes one at -28.
+- `permute_channels`: one random order of the three colour channels per sample, on both views.
+- `gain`: per sample and channel one factor drawn in [1 - gain, 1 + gain], on both views.
+Colour draws teach a network to match colours across the views rather than to remember the
+training cities' palettes. A disabled augmentation draws nothing from the generator.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from geodistill.config import AugmentParams
+from geodistill.models.localizer import Batch
+
+
+def mirror(batch: Batch, flip: torch.Tensor) -> Batch:
+    """The samples where flip (B,) bool is set, mirrored east-west (module docstring)."""
+    S = batch.sat.shape[2]
+    image = flip[:, None, None, None]                                    # (B, 1, 1, 1)
+    gt = torch.stack([batch.gt_px[:, 0], S - 1 - batch.gt_px[:, 1]], dim=1)
+    mask = batch.column_mask
+    if mask is not None:
+        mask = torch.where(flip[:, None], mask.flip(1), mask)
+    return Batch(pano=torch.where(image, batch.pano.flip(2), batch.pano),
+                 sat=torch.where(image, batch.sat.flip(2), batch.sat), sat_mpp=batch.sat_mpp,
+                 gt_px=torch.where(flip[:, None], gt, batch.gt_px),
+                 yaw_deg=torch.where(flip, -batch.yaw_deg, batch.yaw_deg), column_mask=mask)
+
+
+def recolour(images: torch.Tensor, order: torch.Tensor, gain: torch.Tensor) -> torch.Tensor:
+    """(B, H, W, 3) uint8 -> the same with channel c taken from channel order[b, c] and scaled by
+    gain[b, c] (both (B, 3)), rounded and clipped to [0, 255]."""
+    B, H, W, _ = images.shape
+    picked = torch.gather(images, 3, order[:, None, None, :].expand(B, H, W, 3))
+    return (picked.float() * gain[:, None, None, :]).round_().clamp_(0, 255).to(torch.uint8)
+
+
+def augment_batch(batch: Batch, a: AugmentParams, rng: np.random.Generator) -> Batch:
+    """The batch with the enabled augmentations of `a` drawn from rng (module docstring)."""
+    B = len(batch.pano)
+    if a.mirror:
+        batch = mirror(batch, torch.from_numpy(rng.random(B) < 0.5))
+    if a.permute_channels or a.gain:
+        order = np.tile(np.arange(3), (B, 1))                           # (B, 3) source channel of each
+        if a.permute_channels:
+            order = np.stack([rng.permutation(3) for _ in range(B)])
+        gain = rng.uniform(1 - a.gain, 1 + a.gain, (B, 3)) if a.gain else np.ones((B, 3))
+        order, gain = torch.from_numpy(order), torch.from_numpy(gain.astype(np.float32))
+        batch = Batch(recolour(batch.pano, order, gain), recolour(batch.sat, order, gain), batch.sat_mpp,
+                      batch.gt_px, batch.yaw_deg, batch.column_mask)
+    return batch
