@@ -108,3 +108,29 @@ def test_bad_augmentation_is_named_with_the_method(raw):
     assert len(lines) == 2, lines
     assert "baselines.ccvpe.augment.gain" in lines[0] and "less than 1" in lines[0]
     assert "baselines.g2s_vgg.augment.mirror" in lines[1] and "missing" in lines[1]
+
+
+def test_bad_baseline_runs_are_named(raw):
+    bad = copy.deepcopy(raw)
+    bad["runs"]["g2s_vgg-same"]["model"] = "ccvpe"
+    with pytest.raises(ConfigError, match=r"runs\.g2s_vgg-same: must be named g2s_vgg-same and have model 'g2s'"):
+        parse_params(bad)
+    bad = copy.deepcopy(raw)
+    bad["runs"]["sift-same"] = {"method": "sift", "area": "same", "model": "g2s"}
+    with pytest.raises(ConfigError, match=r"runs\.sift-same\.method: unknown method 'sift'"):
+        parse_params(bad)
+
+
+def test_variant_without_its_baseline_run_is_named(raw):
+    del raw["runs"]["g2s_vgg-cross"]
+    with pytest.raises(ConfigError, match=r"distill\.variants\.geodistill-g2s_vgg-cross: no baseline run "
+                                          r"g2s_vgg-cross in `runs`"):
+        parse_params(raw)
+
+
+def test_presets_run_what_their_variants_need():
+    for name in ("params.yaml", "configs/smoke.yaml"):
+        p = load_params(REPO / name)
+        runs = {(r.method, r.area) for r in p.runs.values()}
+        assert {(v.method, v.area) for v in p.distill.variants.values()} <= runs
+        assert set(p.runs) >= {f"{m}-{a}" for m in ("g2s_vgg", "ccvpe") for a in ("same", "cross")}

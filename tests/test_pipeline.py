@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +22,12 @@ def _run(args, cwd):
     res = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, f"{' '.join(args)} failed:\n{res.stdout}\n{res.stderr}"
     return res.stdout
+
+
+def _seconds(call) -> float:
+    t0 = time.perf_counter()
+    call()
+    return time.perf_counter() - t0
 
 
 def test_dvc_repro_smoke(tmp_path):
@@ -44,16 +52,39 @@ def test_dvc_repro_smoke(tmp_path):
         m = json.loads((tmp_path / "reports" / "metrics" / f"{run}.json").read_text())
         assert {"2dof", "3dof", "tile_centre"} <= set(m) and m["2dof"]["n"] == m["tile_centre"]["n"] > 0
         assert (tmp_path / "data" / folder / run / "best.pt").is_file()
+    _check_reports(tmp_path)
     shown = _run(dvc + ["metrics", "show"], tmp_path)
     assert "orientation.json" in shown and "geodistill-g2s_vgg-cross.json" in shown
     assert "up to date" in _run(dvc + ["repro"], tmp_path)     # nothing reruns on unchanged params
+    status_s = min(_seconds(lambda: _run(dvc + ["status"], tmp_path)) for _ in range(3))   # best of 3: latency
     assert "up to date" in _run(dvc + ["status"], tmp_path)
 
-    # one variant's params rerun that variant's stages only
+    # one variant's params rerun that variant's stages and the reports only
     params = (tmp_path / "params.yaml").read_text()
     (tmp_path / "params.yaml").write_text(params.replace(
         "geodistill-g2s_vgg-cross: {method: g2s_vgg, area: cross}",
         "geodistill-g2s_vgg-cross: {method: g2s_vgg, area: cross, target: {tau: 0.1}}"))
-    changed = [line for line in _run(dvc + ["status"], tmp_path).splitlines() if line.endswith(":")
-               and not line.startswith((" ", "\t"))]
-    assert changed == ["distill@geodistill-g2s_vgg-cross:"]
+    ran = re.findall(r"^Running stage '([^']+)'", _run(dvc + ["repro"], tmp_path), re.M)
+    assert sorted(ran) == ["distill@geodistill-g2s_vgg-cross", "evaluate-distill@geodistill-g2s_vgg-cross",
+                           "figures", "tables"]
+    assert status_s < 2.0, f"dvc status took {status_s:.1f} s on an up-to-date pipeline"
+
+
+def _check_reports(root: Path) -> None:
+    """Every table of the smoke preset has its rows and columns; every figure is a PNG."""
+    tables = root / "reports" / "tables"
+    main = pd.read_csv(tables / "main.csv")
+    assert list(main.run) == ["g2s_vgg-cross", "geodistill-g2s_vgg-cross", "g2s_vgg-same", "g2s_dino-cross",
+                              "g2s_dino-same", "ccvpe-cross", "ccvpe-same"]
+    assert main[["mean_m", "median_m"]].notna().all().all()
+    sweep = pd.read_csv(tables / "fov_sweep.csv")
+    assert list(sweep.run) == ["fov60_120-g2s_vgg-cross", "geodistill-g2s_vgg-cross"]
+    augment = pd.read_csv(tables / "augment_vs_distill.csv")
+    assert list(augment.run) == ["ccvpe-same", "augment-ccvpe-same"]
+    for name in ("main", "supervised", "occlusion", "uncertainty", "augment_vs_distill", "fov_sweep", "orientation"):
+        for suffix in (".md", ".csv", ".tex"):
+            assert (tables / f"{name}{suffix}").stat().st_size > 0
+    figures = sorted(p.name for p in (root / "reports" / "figures").glob("*.png"))
+    assert figures == ["error_cdf.png", "fov_sweep.png", "orientation_error.png", "qualitative-g2s_vgg.png",
+                       "training_curves.png"]
+    assert all((root / "reports" / "figures" / f).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for f in figures)

@@ -270,6 +270,14 @@ class CCVPEParams(LocalizerParams):
 BaselineParams = Annotated[G2SParams | CCVPEParams, Field(discriminator="kind")]
 
 
+class BaselineRun(Section):
+    """One `train-baseline` / `evaluate` run of dvc.yaml (`foreach: ${runs}`), named <method>-<area>."""
+
+    method: str = Field(min_length=1, description="a key of `baselines`")
+    area: Literal["same", "cross"]
+    model: str = Field(min_length=1, description="the method's module models/<model>.py (= its `kind`)")
+
+
 class TrainParams(Section):
     """Shared by every localization training stage (baselines, distillation)."""
 
@@ -384,6 +392,7 @@ class Params(Section):
     train: TrainParams
     baselines: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")], BaselineParams] = Field(
         description="localization methods by name (g2s_vgg, g2s_dino, ccvpe, ...)")
+    runs: dict[str, BaselineRun] = Field(description="the baseline runs dvc.yaml trains and evaluates")
     distill: DistillParams
 
     @model_validator(mode="after")
@@ -396,10 +405,21 @@ class Params(Section):
                     f"orientation.head.input_mpp={head.input_mpp} puts the BEV (bev.size * bev.mpp = "
                     f"{self.bev.size * self.bev.mpp:g} m) at {bev_px:g} px; it must be 8 px to "
                     f"orientation.input_size={self.orientation.input_size} px")
+        for name, r in self.runs.items():
+            if r.method not in self.baselines:
+                raise ValueError(f"runs.{name}.method: unknown method {r.method!r} "
+                                 f"(baselines has {', '.join(self.baselines)})")
+            if name != f"{r.method}-{r.area}" or r.model != self.baselines[r.method].kind:
+                raise ValueError(f"runs.{name}: must be named {r.method}-{r.area} and have model "
+                                 f"{self.baselines[r.method].kind!r} (got {name!r}, {r.model!r})")
+        runs = {(r.method, r.area) for r in self.runs.values()}
         for name, v in self.distill.variants.items():
             if v.method not in self.baselines:
                 raise ValueError(f"distill.variants.{name}.method: unknown method {v.method!r} "
                                  f"(baselines has {', '.join(self.baselines)})")
+            if (v.method, v.area) not in runs:
+                raise ValueError(f"distill.variants.{name}: no baseline run {v.method}-{v.area} in `runs` "
+                                 f"to start from")
         return self
 
 
@@ -480,12 +500,16 @@ def parse_params(raw: object, source: str = "params") -> Params:
         raise ConfigError("\n".join(lines)) from None
 
 
-def load_params(path: str | Path) -> Params:
+def read_yaml(path: str | Path, what: str = "params file", error: type[Exception] = ConfigError):
+    """The parsed YAML file at `path`; a missing or malformed file raises `error` naming it."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"{path}: params file not found")
+        raise error(f"{path}: {what} not found")
     try:
-        raw = yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text())
     except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML: {str(e).splitlines()[0]}") from None
-    return parse_params(raw, str(path))
+        raise error(f"{path}: not valid YAML: {str(e).splitlines()[0]}") from None
+
+
+def load_params(path: str | Path) -> Params:
+    return parse_params(read_yaml(path), str(path))

@@ -1,0 +1,61 @@
+"""Wall time of `dvc repro`, stage by stage: the figure behind the README's "45 minutes".
+
+    .venv/bin/python benchmarks/pipeline_time.py [--out reports/pipeline_time.csv] [-- DVC REPRO ARGS]
+
+Runs `dvc repro` (with any extra arguments, e.g. `--force` for a cold run of every stage) in the
+current checkout, echoes its output, and times each stage from its "Running stage" line to the
+next stage's (or the end). Stages DVC skips or restores from its cache take the time they took.
+Writes one row per stage (stage, seconds, how: ran | skipped | cached) and prints the totals.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+STAGE = re.compile(r"^(?:Running stage '(?P<ran>[^']+)'|Stage '(?P<other>[^']+)' (?P<why>didn't change|is cached))")
+
+
+def timed_repro(extra: list[str]) -> pd.DataFrame:
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    proc = subprocess.Popen([sys.executable, "-m", "dvc", "repro", *extra], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=env)
+    rows, current, start = [], None, time.perf_counter()
+    for line in proc.stdout:
+        sys.stdout.write(line)
+        found = STAGE.match(line)
+        if not found:
+            continue
+        now = time.perf_counter()
+        if current:
+            rows.append({**current, "seconds": round(now - start, 1)})
+        how = "ran" if found["ran"] else "skipped" if found["why"] == "didn't change" else "cached"
+        current, start = {"stage": found["ran"] or found["other"], "how": how}, now
+    if current:
+        rows.append({**current, "seconds": round(time.perf_counter() - start, 1)})
+    if proc.wait():
+        raise SystemExit(f"dvc repro failed (exit {proc.returncode}); times so far: {rows}")
+    return pd.DataFrame(rows, columns=["stage", "how", "seconds"])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", type=Path, default=Path("reports/pipeline_time.csv"))
+    args, extra = ap.parse_known_args()
+    table = timed_repro([a for a in extra if a != "--"])
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(args.out, index=False)
+    group = table.stage.str.split("@").str[0]
+    print(table.groupby(group, sort=False).seconds.agg(["count", "sum"]).assign(
+        minutes=lambda t: (t["sum"] / 60).round(1)).to_string())
+    print(f"total: {table.seconds.sum() / 60:.1f} min ({len(table)} stages) -> {args.out}")
+
+
+if __name__ == "__main__":
+    main()

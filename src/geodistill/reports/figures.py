@@ -1,0 +1,175 @@
+"""The paper's figures as matplotlib PNGs (Figure objects rendered by Agg: no display, no pyplot).
+
+    geodistill figures --config params.yaml --eval data/eval --runs data --out reports/figures
+
+    write_figures(params, Path("data/eval"), Path("data"), Path("reports/figures"), "VIGOR",
+                  index=Path("data/index.csv"))
+
+- error_cdf.png: share of cross-area test samples within x metres (2-DoF), each method with and
+  without GeoDistill (data/eval/<run>.csv, column error_m);
+- fov_sweep.png: mean and median error against the kept FoV range, baseline as horizontal lines;
+- training_curves.png: validation mean error per epoch of each baseline and its GeoDistill run
+  (student and teacher), from <runs>/baselines/<run>/history.csv and <runs>/distill/<variant>/history.csv;
+- orientation_error.png: histogram of the orientation network's yaw error true - predicted, wrapped
+  to (-180, 180] (<runs>/orientation/<area>/test_predictions.csv);
+- qualitative-<method>.png (with `index`): teacher and student heatmaps of the cross-area
+  GeoDistill run (reports/qualitative.py).
+Rows come from params as for the tables (reports/runs.py); a missing input raises FileNotFoundError.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from geodistill.config import FovOcclusion, Params
+from geodistill.geometry import wrap_degrees
+from geodistill.io import atomic_file
+from geodistill.reports.runs import (AREAS, ablation_groups, baseline_run, geodistill_variant, load_errors,
+                                     load_history, require, run_methods, run_pairs)
+
+DPI = 150
+
+
+def round_up(value: float, step: float) -> float:
+    return step * max(1, math.ceil(value / step))
+
+
+def save(fig: Figure, path: Path) -> Path:
+    with atomic_file(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=DPI, bbox_inches="tight")
+    return path
+
+
+def error_cdf_figure(params: Params, eval_dir: Path, dataset: str) -> Figure:
+    """Empirical CDF of the cross-area 2-DoF error; the x-axis ends at the largest 90th percentile
+    of the curves, rounded up to 5 m (stated on the axis)."""
+    curves = []
+    for i, method in enumerate(m for m, a in run_pairs(params) if a == "cross"):
+        curves.append((f"{method} baseline", load_errors(eval_dir, baseline_run(method, "cross")), f"C{i}", "--"))
+        name = geodistill_variant(params, method, "cross")
+        if name:
+            curves.append((f"{method} + GeoDistill", load_errors(eval_dir, name), f"C{i}", "-"))
+    limit = round_up(max(np.percentile(err, 90) for _, err, _, _ in curves), 5)
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.subplots()
+    for label, err, colour, style in curves:
+        x = np.sort(err)
+        ax.step(x, 100 * np.arange(1, len(x) + 1) / len(x), where="post", color=colour, linestyle=style,
+                label=f"{label} (mean {err.mean():.2f} m, median {np.median(err):.2f} m)")
+    ax.set_xlim(0, limit)
+    ax.set_ylim(0, 100)
+    ax.set_xlabel(f"2-DoF localization error (m); axis clipped at {limit:g} m")
+    ax.set_ylabel("test samples with error ≤ x (%)")
+    ax.set_title(f"Cross-area error CDF, known orientation: {dataset}")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    return fig
+
+
+def fov_sweep_figure(params: Params, eval_dir: Path, dataset: str) -> Figure:
+    """Per method and area with a FoV-range sweep: mean and median error at each range's midpoint."""
+    groups = ablation_groups(params, "occlusion", lambda v: isinstance(v.occlusion, FovOcclusion))
+    fig = Figure(figsize=(6 * max(1, len(groups)), 4.2), layout="tight")
+    axes = fig.subplots(1, max(1, len(groups)), squeeze=False)
+    if not groups:
+        axes[0, 0].text(0.5, 0.5, "no FoV-range variants in params", ha="center", va="center")
+        axes[0, 0].set_axis_off()
+    for ax, (method, area, runs) in zip(axes[0], groups):
+        ranges = sorted((v.occlusion.fov_deg, run) for run, v in runs.items())
+        mid = [(lo + hi) / 2 for (lo, hi), _ in ranges]
+        errors = [load_errors(eval_dir, run) for _, run in ranges]
+        base = load_errors(eval_dir, baseline_run(method, area))
+        for stat, fn, colour, marker in (("mean", np.mean, "C0", "o"), ("median", np.median, "C1", "s")):
+            ax.plot(mid, [fn(e) for e in errors], color=colour, marker=marker, label=f"GeoDistill {stat}")
+            ax.axhline(fn(base), color=colour, linestyle="--", label=f"baseline {stat} ({fn(base):.2f} m)")
+        ax.set_xticks(mid, [f"{lo}–{hi}" for (lo, hi), _ in ranges])
+        ax.set_xlabel("kept field of view drawn in [low, high) (degrees)")
+        ax.set_ylabel("2-DoF localization error (m)")
+        ax.set_ylim(bottom=0)
+        ax.set_title(f"{method}, {area}-area test: {dataset}")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    return fig
+
+
+def training_curves_figure(params: Params, runs_dir: Path, dataset: str) -> Figure:
+    """One panel per area and method: the baseline's validation mean error per epoch, then its
+    GeoDistill run's student and teacher, whose epochs follow the baseline's (the student starts
+    from the baseline's best epoch, marked)."""
+    methods = run_methods(params)
+    fig = Figure(figsize=(4.6 * len(methods), 3.6 * len(AREAS)), layout="tight")
+    axes = fig.subplots(len(AREAS), len(methods), squeeze=False)
+    for row, area in enumerate(AREAS):
+        for col, method in enumerate(methods):
+            ax = axes[row, col]
+            run = baseline_run(method, area)
+            if run not in params.runs:
+                ax.set_axis_off()
+                continue
+            base = load_history(Path(runs_dir) / "baselines" / run / "history.csv", ("val_mean_m",))
+            ax.plot(base.epoch, base.val_mean_m, "k-o", markersize=3, label="baseline")
+            best = base.loc[base.val_mean_m.idxmin()]
+            ax.plot(best.epoch, best.val_mean_m, "k*", markersize=11, label="best baseline epoch")
+            name = geodistill_variant(params, method, area)
+            if name:
+                hist = load_history(Path(runs_dir) / "distill" / name / "history.csv",
+                                    ("val_student_mean_m", "val_teacher_mean_m"))
+                x = base.epoch.max() + hist.epoch
+                ax.plot([best.epoch, x.iloc[0]], [best.val_mean_m, hist.val_student_mean_m.iloc[0]], "C0:")
+                ax.plot(x, hist.val_student_mean_m, "C0-o", markersize=3, label="GeoDistill student")
+                ax.plot(x, hist.val_teacher_mean_m, "C1--s", markersize=3, label="GeoDistill teacher")
+            ax.set_title(f"{run}", fontsize=10)
+            ax.set_xlabel("epoch (GeoDistill's after the baseline's)")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.set_ylabel("validation mean error (m)")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7)
+    fig.suptitle(f"Validation 2-DoF mean error during training: {dataset}")
+    return fig
+
+
+def orientation_figure(params: Params, runs_dir: Path, dataset: str) -> Figure:
+    """Histogram (1-degree bins) of true - predicted yaw per area; the axis covers the 99th
+    percentile of |error| rounded up to 5 degrees, the samples beyond it are counted in the title."""
+    areas = params.orientation.areas
+    fig = Figure(figsize=(5.5 * len(areas), 3.8), layout="tight")
+    axes = fig.subplots(1, len(areas), squeeze=False)
+    for ax, area in zip(axes[0], areas):
+        pred = pd.read_csv(require(Path(runs_dir) / "orientation" / area / "test_predictions.csv",
+                                   f"{area}-area orientation predictions"))
+        err = wrap_degrees(pred.true_yaw_deg.to_numpy(float) - pred.pred_yaw_deg.to_numpy(float))
+        limit = round_up(np.percentile(np.abs(err), 99), 5)
+        ax.hist(err, bins=np.arange(-limit, limit + 1, 1.0), color="C2", edgecolor="white", linewidth=0.3)
+        beyond = int((np.abs(err) > limit).sum())
+        ax.set_xlim(-limit, limit)
+        ax.set_xlabel("yaw error, true − predicted (degrees, wrapped to (−180, 180])")
+        ax.set_ylabel("test panoramas per 1° bin")
+        ax.set_title(f"{area}-area: mean |error| {np.abs(err).mean():.2f}°, median {np.median(np.abs(err)):.2f}°\n"
+                     f"n = {len(err)}, {beyond} beyond ±{limit:g}°; {dataset}", fontsize=9)
+        ax.grid(alpha=0.3)
+    return fig
+
+
+def write_figures(params: Params, eval_dir: Path, runs_dir: Path, out_dir: Path, dataset: str,
+                  index: Path | None = None) -> list[Path]:
+    """Every figure into out_dir (PNG, written atomically); the qualitative ones only with `index`."""
+    out_dir = Path(out_dir)
+    written = [save(error_cdf_figure(params, eval_dir, dataset), out_dir / "error_cdf.png"),
+               save(fov_sweep_figure(params, eval_dir, dataset), out_dir / "fov_sweep.png"),
+               save(training_curves_figure(params, runs_dir, dataset), out_dir / "training_curves.png"),
+               save(orientation_figure(params, runs_dir, dataset), out_dir / "orientation_error.png")]
+    if index is not None:
+        from geodistill.reports.qualitative import qualitative_figure
+        samples = pd.read_csv(require(Path(index), "sample table"))
+        for method in (m for m, a in run_pairs(params) if a == "cross"):
+            name = geodistill_variant(params, method, "cross")
+            if name:
+                fig = qualitative_figure(Path(runs_dir) / "distill" / name / "last.pt", samples, "cross",
+                                         params.distill.variants[name].occlusion, params.train.seed, dataset)
+                written.append(save(fig, out_dir / f"qualitative-{method}.png"))
+    return written

@@ -1,0 +1,364 @@
+"""Reports: which runs each table reads, exact rows, columns and values, published numbers in their
+cells, a missing metrics file named, the written files, every figure a valid PNG."""
+from __future__ import annotations
+
+import json
+import math
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+from PIL import Image
+from typer.testing import CliRunner
+
+from geodistill.cli import app
+from geodistill.config import ConfigError, parse_params
+from geodistill.metrics import localization_report, orientation_metrics
+from geodistill.reports.figures import write_figures
+from geodistill.reports.qualitative import load_teacher_student
+from geodistill.reports.runs import geodistill_variant
+from geodistill.reports.tables import build_tables, describe_dataset, load_published, write_tables
+from geodistill.training.baseline import build_model
+from geodistill.training.checkpoint import CheckpointError
+from conftest import REPO
+
+EXTRA_VARIANTS = {   # on top of smoke.yaml's geodistill-g2s_vgg-cross, augment-ccvpe-same, fov60_120-g2s_vgg-cross
+    "geodistill-ccvpe-cross": {"method": "ccvpe", "area": "cross", "epochs_factor": 0.5},
+    "ema_step-g2s_vgg-cross": {"method": "g2s_vgg", "area": "cross", "ema_every": "step"},
+    "random_patch-g2s_vgg-cross": {"method": "g2s_vgg", "area": "cross",
+                                   "occlusion": {"kind": "random_patch", "block_px": 7, "ratio": [0.3, 0.5]}},
+    "max_activation-g2s_vgg-cross": {"method": "g2s_vgg", "area": "cross",
+                                     "occlusion": {"kind": "max_activation", "fraction": 0.2}},
+    "raw-g2s_vgg-cross": {"method": "g2s_vgg", "area": "cross", "target": {"kind": "raw"}},
+    "unimodal-g2s_vgg-cross": {"method": "g2s_vgg", "area": "cross",
+                               "target": {"kind": "unimodal", "sigma_cells": 4.0, "tau": 0.06}},
+    "augment-g2s_vgg-cross": {"method": "g2s_vgg", "area": "cross", "mode": "augment"},
+    "continue-g2s_vgg-cross": {"method": "g2s_vgg", "area": "cross", "mode": "augment",
+                               "occlusion": {"fov_deg": [360, 361]}},
+    "fov240_300-g2s_vgg-cross": {"method": "g2s_vgg", "area": "cross", "occlusion": {"fov_deg": [240, 300]}},
+    "fov120_180-g2s_vgg-cross": {"method": "g2s_vgg", "area": "cross", "occlusion": {"fov_deg": [120, 180]}},
+}
+BASELINES = [f"{m}-{a}" for m in ("g2s_vgg", "g2s_dino", "ccvpe") for a in ("same", "cross")]
+ERRORS = {"g2s_vgg-cross": [1.0, 2.0, 3.0, 4.0, 10.0],                 # mean 4.0, median 3.0
+          "geodistill-g2s_vgg-cross": [1.0, 1.5, 2.0, 3.0, 5.0]}       # mean 2.5, median 2.0
+NAN = float("nan")
+
+
+def raw_params() -> dict:
+    raw = yaml.safe_load((REPO / "configs" / "smoke.yaml").read_text())
+    raw["distill"]["variants"].update(EXTRA_VARIANTS)
+    return raw
+
+
+def errors_of(run: str, i: int) -> np.ndarray:
+    """Fixed per-sample errors of a run: ERRORS where given, else a run-specific scale of one pattern."""
+    return np.array(ERRORS.get(run, [(0.5 + 0.1 * i) * e for e in (1.0, 2.0, 3.0, 4.0, 10.0)]))
+
+
+def write_run(root, run: str, method: str, area: str, errors: np.ndarray, own_yaw: bool) -> None:
+    """reports/metrics/<run>.json and data/eval/<run>.csv as evaluation.evaluate writes them."""
+    n = len(errors)
+    table = pd.DataFrame({"pano_path": [f"data/world/C/panorama/p{k},1.0,2.0,.jpg" for k in range(n)],
+                          "city": ["Calderport" if k % 2 else "Ashford" for k in range(n)],
+                          "gt_row": 30.0, "gt_col": 31.0, "pred_row": 30.0 + errors, "pred_col": 31.0,
+                          "error_m": errors, "error_3dof_m": errors + 0.5, "pred_row_3dof": 30.5 + errors,
+                          "pred_col_3dof": 31.0, "yaw_residual_deg": 1.0, "error_centre_m": 12.0})
+    metrics = {"method": method, "area": area, "checkpoint_epoch": 2, "2dof": localization_report(table, "error_m"),
+               "3dof": {**localization_report(table, "error_3dof_m"),
+                        "orientation": orientation_metrics(np.full(n, 1.0), np.zeros(n))},
+               "tile_centre": localization_report(table, "error_centre_m"), "headline_3dof": "3dof"}
+    if own_yaw:
+        table = table.assign(pred_yaw_deg=2.0, error_3dof_own_m=errors + 1, true_yaw_deg=10.0, pred_yaw_own_deg=8.0)
+        metrics["3dof_own"] = {**localization_report(table, "error_3dof_own_m"),
+                               "orientation": orientation_metrics([8.0, 12.0, 14.0, 10.0, 16.0][:n], np.full(n, 10.0))}
+    (root / "reports" / "metrics").mkdir(parents=True, exist_ok=True)
+    (root / "data" / "eval").mkdir(parents=True, exist_ok=True)
+    (root / "reports" / "metrics" / f"{run}.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    table.to_csv(root / "data" / "eval" / f"{run}.csv", index=False)
+
+
+def write_history(path, distill: bool, epochs: int, start: float) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    val = start - 0.5 * np.arange(epochs)
+    columns = ({"val_student_mean_m": val, "val_student_median_m": val / 2, "val_teacher_mean_m": val - 0.2,
+                "val_teacher_median_m": val / 2 - 0.1} if distill else {"val_mean_m": val, "val_median_m": val / 2})
+    pd.DataFrame({"epoch": np.arange(1, epochs + 1), "train_loss": 1.0 / np.arange(1, epochs + 1), **columns,
+                  "seconds": 3.0}).to_csv(path, index=False)
+
+
+def write_world_and_checkpoints(root, params) -> None:
+    """Three cross-area test samples (PNG panorama 128x64, tile 64x64) in data/index.csv, and the
+    last.pt of each cross-area GeoDistill run."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for k in range(3):
+        pano, sat = root / "world" / f"pano{k}.png", root / "world" / f"sat{k}.png"
+        pano.parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(pano), rng.integers(0, 255, (64, 128, 3), dtype=np.uint8))
+        cv2.imwrite(str(sat), rng.integers(0, 255, (64, 64, 3), dtype=np.uint8))
+        rows.append({"pano_path": str(pano), "sat_path": str(sat), "city": "Calderport", "split": "test",
+                     "area": "cross", "gt_row": 20.0 + 5 * k, "gt_col": 40.0 - 5 * k, "mpp": 1.0, "sat_size": 64,
+                     "yaw_deg": 0.0, "tiles": str(sat)})
+    pd.DataFrame(rows).to_csv(root / "data" / "index.csv", index=False)
+    for method in ("g2s_vgg", "ccvpe"):                               # tiny untrained teacher and student
+        p, name = params.baselines[method], f"geodistill-{method}-cross"
+        student, teacher = build_model(p, 2.0, seed=1), build_model(p, 2.0, seed=2)
+        torch.save({"method": method, "area": "cross", "method_params": p.model_dump(mode="json"),
+                    "camera_height_m": 2.0, "variant": name, "epoch": 1,
+                    "model": student.state_dict(), "teacher": teacher.state_dict()},
+                   root / "data" / "distill" / name / "last.pt")
+
+
+@pytest.fixture
+def project(tmp_path):
+    """A params file and every output the reports read, in tmp_path (the repository layout)."""
+    raw = raw_params()
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))   # table rows follow params order
+    params = parse_params(raw)
+    runs = [(r, *r.split("-")) for r in BASELINES]
+    runs += [(n, v.method, v.area) for n, v in params.distill.variants.items()]
+    for i, (run, method, area) in enumerate(runs):
+        write_run(tmp_path, run, method, area, errors_of(run, i), own_yaw=method == "ccvpe")
+    for run in BASELINES:
+        write_history(tmp_path / "data" / "baselines" / run / "history.csv", False, 3, 8.0)
+    for name in params.distill.variants:
+        write_history(tmp_path / "data" / "distill" / name / "history.csv", True, 2, 6.0)
+    orientation = {}
+    for area, pred in (("same", [1.0, -2.0, 3.0, -179.0]), ("cross", [4.0, -5.0, 0.0, 178.0])):
+        true = [0.0, 0.0, 0.0, 179.0]                                 # last pair wraps: 358 -> -2 degrees
+        out = tmp_path / "data" / "orientation" / area / "test_predictions.csv"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame({"pano_path": [f"p{k}" for k in range(4)], "true_yaw_deg": true, "pred_yaw_deg": pred}) \
+            .to_csv(out, index=False)
+        orientation[area] = {**orientation_metrics(pred, true), "best_epoch": 2, "uniform_guess_mean_deg": 22.5}
+    (tmp_path / "reports" / "metrics" / "orientation.json").write_text(json.dumps(orientation, indent=2))
+    write_world_and_checkpoints(tmp_path, params)
+    return tmp_path, params
+
+
+def key_rows(table: pd.DataFrame, columns: list[str]) -> list[tuple]:
+    return [tuple(r) for r in table[columns].itertuples(index=False)]
+
+
+def cell(table: pd.DataFrame, column: str, **where) -> float:
+    match = table
+    for k, v in where.items():
+        match = match[match[k] == v]
+    assert len(match) == 1, where
+    return match[column].iloc[0]
+
+
+def test_geodistill_variant_is_the_one_with_the_default_knobs_and_duplicates_fail():
+    params = parse_params(raw_params())
+    assert geodistill_variant(params, "g2s_vgg", "cross") == "geodistill-g2s_vgg-cross"   # not ema_step-...
+    assert geodistill_variant(params, "ccvpe", "cross") == "geodistill-ccvpe-cross"       # own epochs_factor
+    assert geodistill_variant(params, "g2s_dino", "cross") is None
+    raw = raw_params()
+    raw["distill"]["variants"]["copy-g2s_vgg-cross"] = {"method": "g2s_vgg", "area": "cross"}
+    with pytest.raises(ConfigError, match="copy-g2s_vgg-cross"):
+        geodistill_variant(parse_params(raw), "g2s_vgg", "cross")
+
+
+def test_every_table_has_exactly_its_rows_and_columns(project):
+    root, params = project
+    tables = build_tables(params, root / "reports" / "metrics", load_published())
+    assert list(tables) == ["main", "supervised", "occlusion", "uncertainty", "augment_vs_distill", "fov_sweep",
+                            "orientation"]
+    main = tables["main"]
+    assert list(main.columns) == ["method", "area", "model", "run", "mean_m", "median_m", "mean_change_pct",
+                                  "median_change_pct", "paper_mean_m", "paper_median_m", "paper_mean_change_pct",
+                                  "paper_median_change_pct"]
+    assert key_rows(main, ["method", "area", "model", "run"]) == [
+        ("g2s_vgg", "cross", "baseline", "g2s_vgg-cross"),
+        ("g2s_vgg", "cross", "GeoDistill", "geodistill-g2s_vgg-cross"),
+        ("g2s_vgg", "same", "baseline", "g2s_vgg-same"), ("g2s_dino", "cross", "baseline", "g2s_dino-cross"),
+        ("g2s_dino", "same", "baseline", "g2s_dino-same"), ("ccvpe", "cross", "baseline", "ccvpe-cross"),
+        ("ccvpe", "cross", "GeoDistill", "geodistill-ccvpe-cross"), ("ccvpe", "same", "baseline", "ccvpe-same")]
+    sup = tables["supervised"]
+    assert list(sup.columns) == ["supervision", "method", "model", "cross_run", "same_run", "cross_mean_m",
+                                 "cross_median_m", "same_mean_m", "same_median_m", "paper_cross_mean_m",
+                                 "paper_cross_median_m", "paper_same_mean_m", "paper_same_median_m"]
+    assert key_rows(sup, ["supervision", "method", "model", "cross_run", "same_run"]) == [
+        ("full", "ccvpe", "baseline", "ccvpe-cross", "ccvpe-same"),
+        ("full", "ccvpe", "GeoDistill", "geodistill-ccvpe-cross", ""),
+        ("full", "hcnet", "baseline (not replicated)", "", ""),
+        ("weak", "g2s_vgg", "baseline", "g2s_vgg-cross", "g2s_vgg-same"),
+        ("weak", "g2s_vgg", "GeoDistill", "geodistill-g2s_vgg-cross", ""),
+        ("weak", "g2s_dino", "baseline", "g2s_dino-cross", "g2s_dino-same")]
+    occ = tables["occlusion"]
+    assert list(occ.columns) == ["method", "area", "occlusion", "settings", "run", "mean_m", "median_m",
+                                 "paper_mean_m", "paper_median_m"]
+    assert key_rows(occ, ["method", "area", "occlusion", "settings", "run"]) == [
+        ("g2s_vgg", "cross", "fov", "fov_deg=[180, 240]", "geodistill-g2s_vgg-cross"),
+        ("g2s_vgg", "cross", "random_patch", "block_px=7, ratio=[0.3, 0.5]", "random_patch-g2s_vgg-cross"),
+        ("g2s_vgg", "cross", "max_activation", "fraction=0.2", "max_activation-g2s_vgg-cross")]
+    unc = tables["uncertainty"]
+    assert list(unc.columns) == ["method", "area", "target", "settings", "run", "mean_m", "median_m",
+                                 "paper_mean_m", "paper_median_m"]
+    assert key_rows(unc, ["target", "settings", "run"]) == [
+        ("none (no distillation)", "", "g2s_vgg-cross"), ("sharpened", "tau=0.06", "geodistill-g2s_vgg-cross"),
+        ("raw", "", "raw-g2s_vgg-cross"), ("unimodal", "sigma_cells=4, tau=0.06", "unimodal-g2s_vgg-cross")]
+    aug = tables["augment_vs_distill"]
+    assert list(aug.columns) == ["method", "area", "training", "occlusion", "run", "mean_m", "median_m",
+                                 "paper_mean_m", "paper_median_m"]
+    assert key_rows(aug, ["method", "area", "training", "occlusion", "run"]) == [
+        ("g2s_vgg", "cross", "baseline", "", "g2s_vgg-cross"),
+        ("g2s_vgg", "cross", "augment", "fov: fov_deg=[180, 240]", "augment-g2s_vgg-cross"),
+        ("g2s_vgg", "cross", "augment", "fov: fov_deg=[360, 361] (nothing occluded)", "continue-g2s_vgg-cross"),
+        ("g2s_vgg", "cross", "GeoDistill", "fov: fov_deg=[180, 240]", "geodistill-g2s_vgg-cross"),
+        ("ccvpe", "same", "baseline", "", "ccvpe-same"),
+        ("ccvpe", "same", "augment", "fov: fov_deg=[180, 240]", "augment-ccvpe-same")]
+    fov = tables["fov_sweep"]
+    assert list(fov.columns) == ["method", "area", "fov_low_deg", "fov_high_deg", "run", "mean_m", "median_m",
+                                 "mean_change_pct", "median_change_pct"]
+    assert key_rows(fov, ["fov_low_deg", "fov_high_deg", "run"]) == [
+        (60, 120, "fov60_120-g2s_vgg-cross"), (120, 180, "fov120_180-g2s_vgg-cross"),
+        (180, 240, "geodistill-g2s_vgg-cross"), (240, 300, "fov240_300-g2s_vgg-cross")]
+    ori = tables["orientation"]
+    assert list(ori.columns) == ["area", "model", "run", "n", "mean_deg", "median_deg", "within_1_deg_pct",
+                                 "within_3_deg_pct", "within_5_deg_pct"]
+    assert key_rows(ori, ["area", "model", "run", "n"]) == [
+        ("same", "orientation network", "orientation", 4), ("same", "ccvpe own yaw", "ccvpe-same", 5),
+        ("cross", "orientation network", "orientation", 4), ("cross", "ccvpe own yaw", "ccvpe-cross", 5)]
+
+
+def test_values_changes_and_published_numbers_land_in_their_cells(project):
+    root, params = project
+    t = build_tables(params, root / "reports" / "metrics", load_published())
+    main = t["main"]
+    g = dict(method="g2s_vgg", area="cross", model="GeoDistill")
+    assert cell(main, "mean_m", **g) == 2.5 and cell(main, "median_m", **g) == 2.0
+    assert cell(main, "mean_change_pct", **g) == pytest.approx(-37.5)              # (2.5 - 4) / 4
+    assert cell(main, "median_change_pct", **g) == pytest.approx(-100 / 3)         # (2 - 3) / 3
+    assert cell(main, "paper_mean_m", **g) == 4.49 and cell(main, "paper_median_m", **g) == 1.22
+    assert cell(main, "paper_mean_change_pct", **g) == pytest.approx(-13.653846, abs=1e-5)   # (4.49 - 5.20) / 5.20
+    assert cell(main, "paper_median_change_pct", **g) == pytest.approx(-15.277778, abs=1e-5)  # (1.22 - 1.44) / 1.44
+    b = dict(method="g2s_vgg", area="cross", model="baseline")
+    assert (cell(main, "mean_m", **b), cell(main, "median_m", **b)) == (4.0, 3.0)
+    assert math.isnan(cell(main, "mean_change_pct", **b)) and math.isnan(cell(main, "paper_mean_change_pct", **b))
+    assert (cell(main, "paper_mean_m", **b), cell(main, "paper_median_m", **b)) == (5.20, 1.44)
+    s = dict(method="g2s_vgg", area="same", model="baseline")
+    assert cell(main, "paper_mean_m", **s) == 4.81 and math.isnan(cell(main, "paper_median_m", **s))
+    c = dict(method="ccvpe", area="cross", model="GeoDistill")
+    assert cell(main, "paper_mean_change_pct", **c) == pytest.approx(-18.511066, abs=1e-5)   # (4.05 - 4.97) / 4.97
+
+    sup = t["supervised"]
+    hc = dict(method="hcnet")
+    assert [cell(sup, k, **hc) for k in ("paper_cross_mean_m", "paper_cross_median_m", "paper_same_mean_m",
+                                         "paper_same_median_m")] == [3.35, 1.59, 2.65, 1.17]
+    assert math.isnan(cell(sup, "cross_mean_m", **hc))
+    assert cell(sup, "cross_mean_m", method="g2s_vgg", model="GeoDistill") == 2.5
+    assert math.isnan(cell(sup, "same_mean_m", method="g2s_vgg", model="GeoDistill"))
+    assert cell(sup, "paper_same_mean_m", method="ccvpe", model="GeoDistill") == 3.21
+
+    occ = t["occlusion"]
+    paper = lambda kind: (cell(occ, "paper_mean_m", occlusion=kind), cell(occ, "paper_median_m", occlusion=kind))
+    assert paper("random_patch") == (5.21, 1.44) and paper("max_activation") == (5.14, 1.42)
+    assert cell(occ, "mean_m", occlusion="fov") == 2.5 and cell(occ, "paper_mean_m", occlusion="fov") == 4.49
+    unc = t["uncertainty"]
+    assert [cell(unc, "paper_mean_m", target=k) for k in ("none (no distillation)", "sharpened", "raw", "unimodal")] \
+        == [5.20, 4.49, 5.23, 4.96]
+    assert cell(unc, "paper_median_m", target="unimodal") == 1.36
+    assert cell(unc, "mean_m", target="none (no distillation)") == 4.0
+    aug = t["augment_vs_distill"]
+    assert cell(aug, "paper_mean_m", run="augment-g2s_vgg-cross") == 5.64
+    assert math.isnan(cell(aug, "paper_median_m", run="augment-g2s_vgg-cross"))
+    assert math.isnan(cell(aug, "paper_mean_m", run="continue-g2s_vgg-cross"))       # nothing occluded: not the paper's
+    assert math.isnan(cell(aug, "paper_mean_m", run="augment-ccvpe-same"))           # the paper's number is cross-area
+    fov = t["fov_sweep"]
+    assert cell(fov, "mean_change_pct", run="geodistill-g2s_vgg-cross") == pytest.approx(-37.5)
+    ori = t["orientation"]
+    assert cell(ori, "mean_deg", area="cross", model="ccvpe own yaw") == pytest.approx(2.8)   # |[-2, 2, 4, 0, 6]|
+    assert cell(ori, "within_3_deg_pct", area="cross", model="ccvpe own yaw") == pytest.approx(60.0)
+    assert cell(ori, "mean_deg", area="same", model="orientation network") == pytest.approx(2.0)   # 1, 2, 3, 2
+
+
+def test_a_missing_metrics_file_is_named(project):
+    root, params = project
+    (root / "reports" / "metrics" / "unimodal-g2s_vgg-cross.json").unlink()
+    with pytest.raises(FileNotFoundError, match="unimodal-g2s_vgg-cross.json"):
+        build_tables(params, root / "reports" / "metrics", load_published())
+    res = CliRunner().invoke(app, ["tables", "--config", str(root / "params.yaml"), "--metrics",
+                                   str(root / "reports" / "metrics"), "--out", str(root / "reports" / "tables")])
+    assert res.exit_code == 2 and "unimodal-g2s_vgg-cross.json" in res.output
+    assert not (root / "reports" / "tables").exists()
+
+
+def test_written_tables_carry_their_caption_and_rows(project):
+    root, params = project
+    out = root / "reports" / "tables"
+    res = CliRunner().invoke(app, ["tables", "--config", str(root / "params.yaml"), "--metrics",
+                                   str(root / "reports" / "metrics"), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    tables = build_tables(params, root / "reports" / "metrics", load_published())
+    assert sorted(p.name for p in out.iterdir()) == sorted(f"{n}.{s}" for n in tables for s in ("md", "csv", "tex"))
+    for name, table in tables.items():
+        md = (out / f"{name}.md").read_text()
+        assert "synthetic world (params.yaml)" in md
+        assert ("published numbers, on VIGOR" in md) == (name != "fov_sweep" and name != "orientation")
+        assert sum(line.startswith("| ") for line in md.splitlines()) == len(table) + 2     # header, alignment
+        pd.testing.assert_frame_equal(blank_nan(pd.read_csv(out / f"{name}.csv")), blank_nan(table), check_dtype=False)
+        tex = (out / f"{name}.tex").read_text()
+        assert "\\begin{tabular}" in tex and f"\\label{{tab:{name}}}" in tex and "synthetic world" in tex
+    md = (out / "main.md").read_text()
+    assert "| g2s_vgg | cross | GeoDistill | geodistill-g2s_vgg-cross | 2.50 | 2.00 | -37.5 | -33.3 | 4.49 | 1.22 " \
+           "| -13.7 | -15.3 |" in md
+    assert "| g2s_vgg | same | baseline | g2s_vgg-same |" in md and "| 4.81 | – |" in md
+    assert "geodistill-g2s\\_vgg-cross & 2.50 & 2.00 & -37.5 & -33.3" in (out / "main.tex").read_text()
+
+
+def test_empty_tables_are_written_with_their_columns(tmp_path, smoke_params):
+    tables = {"fov_sweep": pd.DataFrame(columns=["method", "run", "mean_m"])}
+    write_tables(tables, tmp_path, "VIGOR")
+    md = (tmp_path / "fov_sweep.md").read_text()
+    assert "| method | run | mean_m |" in md and "(no such runs in params)" in md
+    assert describe_dataset(smoke_params, REPO / "configs" / "smoke.yaml") == "synthetic world (smoke.yaml)"
+    vigor = smoke_params.model_copy(update={"index": smoke_params.index.model_copy(update={
+        "same_area_cities": ["NewYork", "Chicago"], "cross_area_train": ["NewYork"], "cross_area_test": ["Chicago"]})})
+    assert describe_dataset(vigor, REPO / "configs" / "vigor.yaml") == "VIGOR"
+
+
+def blank_nan(table: pd.DataFrame) -> pd.DataFrame:
+    return table.astype(object).where(table.notna(), "")
+
+
+def is_png(path) -> bool:
+    with Image.open(path) as image:
+        image.verify()
+        return image.format == "PNG" and image.size[0] > 100 and image.size[1] > 100
+
+
+def test_every_figure_is_written_as_a_valid_png(project):
+    root, params = project
+    out = root / "reports" / "figures"
+    data = root / "data"
+    res = CliRunner().invoke(app, ["figures", "--config", str(root / "params.yaml"), "--eval", str(data / "eval"),
+                                   "--runs", str(data), "--out", str(out), "--index", str(data / "index.csv")])
+    assert res.exit_code == 0, res.output
+    names = ["error_cdf.png", "fov_sweep.png", "training_curves.png", "orientation_error.png",
+             "qualitative-g2s_vgg.png", "qualitative-ccvpe.png"]
+    assert sorted(p.name for p in out.iterdir()) == sorted(names)
+    assert all(is_png(out / n) for n in names)
+
+
+def test_figures_name_a_missing_input(project):
+    root, params = project
+    (root / "data" / "eval" / "fov240_300-g2s_vgg-cross.csv").unlink()
+    with pytest.raises(FileNotFoundError, match="fov240_300-g2s_vgg-cross.csv"):
+        write_figures(params, root / "data" / "eval", root / "data", root / "figures", "VIGOR")
+
+
+def test_qualitative_needs_a_checkpoint_with_a_teacher(project):
+    root, _ = project
+    path = root / "data" / "distill" / "geodistill-g2s_vgg-cross" / "last.pt"
+    state = torch.load(path, weights_only=True)
+    teacher, student, _ = load_teacher_student(path)
+    assert torch.equal(teacher.state_dict()[next(iter(state["teacher"]))], next(iter(state["teacher"].values())))
+    assert not all(torch.equal(a, b) for a, b in zip(teacher.state_dict().values(), student.state_dict().values()))
+    del state["teacher"]
+    torch.save(state, path)
+    with pytest.raises(CheckpointError, match="no teacher"):
+        load_teacher_student(path)
