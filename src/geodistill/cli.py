@@ -10,7 +10,10 @@
     geodistill train-baseline --config params.yaml --method g2s_vgg --area cross --out data/baselines/g2s_vgg-cross
     geodistill distill --config params.yaml --variant geodistill-g2s_vgg-cross --out data/distill/geodistill-g2s_vgg-cross
     geodistill evaluate --checkpoint data/baselines/g2s_vgg-cross/best.pt --orientation ... --predictions ... --metrics ...
+    geodistill tables --config params.yaml --metrics reports/metrics --out reports/tables
+    geodistill figures --config params.yaml --eval data/eval --runs data --out reports/figures
     geodistill bev --pano FILE.jpg --out FILE.png --size 512 --mpp 0.1 --camera-height 2
+    geodistill download vigor --root data/VIGOR --source Chicago=/data/Chicago.zip --source NewYork=...
 
 Invalid params fail before any work starts, with one line per problem naming the key.
 """
@@ -227,6 +230,75 @@ def localize(checkpoint: Path = typer.Option(..., help="best.pt of a train-basel
     from geodistill.localize import localize_pair
     result = localize_pair(checkpoint, pano, sat, mpp, yaw, heatmap)
     typer.echo(json.dumps(result, indent=2))
+
+
+@app.command()
+@_friendly
+def tables(config: Path = ConfigOpt,
+           metrics: Path = typer.Option(Path("reports/metrics"), help="folder of the evaluate stages' JSON files"),
+           out: Path = typer.Option(Path("reports/tables"), help="folder for <table>.md, .csv and .tex"),
+           dataset: str = typer.Option(None, help="dataset named in the captions; default: VIGOR when the "
+                                                  "index names only VIGOR's cities, else the synthetic world")):
+    """The paper's tables (Markdown, CSV, LaTeX) from the metrics files, published VIGOR numbers beside."""
+    from geodistill.reports.runs import ReportError
+    from geodistill.reports.tables import build_tables, describe_dataset, load_published, write_tables
+    params = _params(config)
+    if not metrics.is_dir():
+        raise UserError(f"metrics folder not found: {metrics}")
+    try:
+        built = build_tables(params, metrics, load_published())
+    except ReportError as e:
+        raise UserError(str(e)) from None
+    write_tables(built, out, dataset or describe_dataset(params, config))
+    typer.echo(", ".join(f"{name} ({len(t)} rows)" for name, t in built.items()) + f" -> {out}")
+
+
+@app.command()
+@_friendly
+def figures(config: Path = ConfigOpt,
+            eval_dir: Path = typer.Option(Path("data/eval"), "--eval", help="the evaluate stages' per-sample CSVs"),
+            runs: Path = typer.Option(Path("data"), help="folder holding baselines/, distill/ and orientation/"),
+            out: Path = typer.Option(Path("reports/figures"), help="folder for the PNG figures"),
+            index: Path = typer.Option(Path("data/index.csv"), help="sample table, for the qualitative examples"),
+            qualitative: bool = typer.Option(True, help="also draw teacher and student heatmaps (loads last.pt)"),
+            dataset: str = typer.Option(None, help="dataset named in the titles (default as for `tables`)")):
+    """The paper's figures (PNG): error CDF, FoV sweep, training curves, orientation error, examples."""
+    from geodistill.reports.figures import write_figures
+    from geodistill.reports.runs import ReportError
+    from geodistill.reports.tables import describe_dataset
+    params = _params(config)
+    for path in (eval_dir, runs):
+        if not path.is_dir():
+            raise UserError(f"folder not found: {path}")
+    try:
+        written = write_figures(params, eval_dir, runs, out, dataset or describe_dataset(params, config),
+                                index if qualitative else None)
+    except ReportError as e:
+        raise UserError(str(e)) from None
+    typer.echo(f"{len(written)} figures -> {out}: " + ", ".join(p.name for p in written))
+
+
+@app.command()
+@_friendly
+def download(dataset: str = typer.Argument(..., help="vigor or kitti (a dataset of sources.yaml)"),
+             root: Path = typer.Option(..., help="dataset root to fill (created if missing)"),
+             source: list[str] = typer.Option(None, "--source", help="NAME=PATH_OR_URL, repeatable: an archive "
+                                                  "you obtained (e.g. Chicago=/data/Chicago.zip) or a local "
+                                                  "copy of a pinned file (its path under the root as NAME)"),
+             manifest: Path = typer.Option(None, help="sources file to use instead of the packaged sources.yaml"),
+             retries: int = typer.Option(5, help="retries per file after a connection error or 5xx answer")):
+    """Obtain a real dataset: fetch pinned files (resumable, verified), extract archives safely."""
+    from geodistill.data.archives import ArchiveError
+    from geodistill.data.download import DownloadError, download_dataset, parse_sources
+    if retries < 0:
+        raise UserError(f"--retries must be >= 0, got {retries}")
+    try:
+        result = download_dataset(dataset, root, parse_sources(source or []), manifest=manifest, retries=retries)
+    except (DownloadError, ArchiveError) as e:
+        raise UserError(str(e)) from None
+    for name, what in result.items():
+        typer.echo(f"{name}: {what}")
+    typer.echo(f"{dataset} complete in {root}; check it with `geodistill verify-data --root {root}`")
 
 
 def main() -> None:  # pragma: no cover - console entry
