@@ -7,7 +7,6 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -22,12 +21,6 @@ def _run(args, cwd):
     res = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, f"{' '.join(args)} failed:\n{res.stdout}\n{res.stderr}"
     return res.stdout
-
-
-def _seconds(call) -> float:
-    t0 = time.perf_counter()
-    call()
-    return time.perf_counter() - t0
 
 
 def test_dvc_repro_smoke(tmp_path):
@@ -56,8 +49,7 @@ def test_dvc_repro_smoke(tmp_path):
     shown = _run(dvc + ["metrics", "show"], tmp_path)
     assert "orientation.json" in shown and "geodistill-g2s_vgg-cross.json" in shown
     assert "up to date" in _run(dvc + ["repro"], tmp_path)     # nothing reruns on unchanged params
-    status_s = min(_seconds(lambda: _run(dvc + ["status"], tmp_path)) for _ in range(3))   # best of 3: latency
-    assert "up to date" in _run(dvc + ["status"], tmp_path)
+    assert "up to date" in _run(dvc + ["status"], tmp_path)   # its latency: benchmarks/pipeline_time.py
 
     # one variant's params rerun that variant's stages and the reports only
     params = (tmp_path / "params.yaml").read_text()
@@ -67,7 +59,6 @@ def test_dvc_repro_smoke(tmp_path):
     ran = re.findall(r"^Running stage '([^']+)'", _run(dvc + ["repro"], tmp_path), re.M)
     assert sorted(ran) == ["distill@geodistill-g2s_vgg-cross", "evaluate-distill@geodistill-g2s_vgg-cross",
                            "figures", "tables"]
-    assert status_s < 2.0, f"dvc status took {status_s:.1f} s on an up-to-date pipeline"
 
 
 def _check_reports(root: Path) -> None:
