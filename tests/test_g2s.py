@@ -145,7 +145,7 @@ def test_model_shapes_gradients_and_frozen_parts(encoder):
     mask[1, : size[0] // 3] = 0
     maps = model(pano, sat, mpp, column_mask=mask)
     assert [tuple(m.shape) for m in maps] == [(3, a - c + 1, a - c + 1) for a, c in zip(model.sat_cells, model.crops)]
-    pairs = model(pano, sat, mpp, all_pairs=True)
+    pairs = [correlate(*level, all_pairs=True) for level in model.levels(pano, sat, mpp)]
     assert all(torch.isfinite(m).all() for m in maps + pairs)
     weak_loss(pairs, 10.0).backward()
     trainable = [n for n, p in model.named_parameters() if p.requires_grad]

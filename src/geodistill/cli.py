@@ -19,6 +19,7 @@ Invalid params fail before any work starts, with one line per problem naming the
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import sys
 from pathlib import Path
@@ -53,7 +54,8 @@ def _friendly(fn):
         from geodistill.training.checkpoint import CheckpointError
         try:
             return fn(*args, **kwargs)
-        except (ConfigError, UserError, FormatError, ImageError, CheckpointError, FileNotFoundError) as e:
+        except (ConfigError, UserError, FormatError, ImageError, CheckpointError, FileNotFoundError,
+                FloatingPointError, MemoryError) as e:
             typer.echo(f"error: {e}", err=True)
             raise typer.Exit(2) from None
     return wrapper
@@ -61,6 +63,28 @@ def _friendly(fn):
 
 def _params(config: Path) -> Params:
     return load_params(config)
+
+
+@contextlib.contextmanager
+def _data_parallel(devices: int):
+    """Run the block as `devices` data-parallel processes: this command is relaunched under
+    torchrun (and this process only waits for it), or, inside torchrun, the block runs on this
+    rank and the process group is left at the end (distributed.py)."""
+    from geodistill import distributed
+    code = distributed.relaunch(devices)
+    if code is not None:
+        raise typer.Exit(code)
+    try:
+        yield
+    finally:
+        distributed.leave()
+
+
+def _main_echo(message: str) -> None:
+    """typer.echo on rank 0 only (every message once when data-parallel)."""
+    from geodistill import distributed
+    if distributed.world().is_main:
+        typer.echo(message)
 
 
 @app.command()
@@ -134,10 +158,11 @@ def train_orientation_stage(config: Path = ConfigOpt,
     for path, what in ((index, "sample table"), (bev / "bev.npy", "BEV array")):
         if not path.is_file():
             raise UserError(f"{what} not found: {path}")
-    result = train_orientation(index, bev, out, metrics, params.orientation, params.bev)
-    for area, m in result.items():
-        typer.echo(f"{area}-area test: mean {m['mean_deg']:.2f} deg, median {m['median_deg']:.2f} deg, "
-                   f"within 5 deg {100 * m['within_5_deg']:.1f}% (uniform guess {m['uniform_guess_mean_deg']:.1f})")
+    with _data_parallel(params.train.devices):
+        result = train_orientation(index, bev, out, metrics, params.orientation, params.bev)
+        for area, m in result.items():
+            _main_echo(f"{area}-area test: mean {m['mean_deg']:.2f} deg, median {m['median_deg']:.2f} deg, within "
+                       f"5 deg {100 * m['within_5_deg']:.1f}% (uniform guess {m['uniform_guess_mean_deg']:.1f})")
 
 
 @app.command()
@@ -176,8 +201,9 @@ def train_baseline_stage(config: Path = ConfigOpt,
         raise UserError(f"--area must be same or cross, got {area!r}")
     if not index.is_file():
         raise UserError(f"sample table not found: {index}")
-    result = train_baseline(index, out, method, area, params)
-    typer.echo(f"{method}-{area}: best validation mean error {result['best_val_mean_m']:.2f} m -> {out}")
+    with _data_parallel(params.train.devices):
+        result = train_baseline(index, out, method, area, params)
+        _main_echo(f"{method}-{area}: best validation mean error {result['best_val_mean_m']:.2f} m -> {out}")
 
 
 @app.command("distill")
@@ -192,8 +218,9 @@ def distill_stage(config: Path = ConfigOpt,
     params = _params(config)
     if not index.is_file():
         raise UserError(f"sample table not found: {index}")
-    result = train_distill(index, baselines, out, variant, params)
-    typer.echo(f"{variant}: best validation mean error {result['best_val_mean_m']:.2f} m -> {out}")
+    with _data_parallel(params.train.devices):
+        result = train_distill(index, baselines, out, variant, params)
+        _main_echo(f"{variant}: best validation mean error {result['best_val_mean_m']:.2f} m -> {out}")
 
 
 @app.command()

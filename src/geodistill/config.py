@@ -283,6 +283,8 @@ class TrainParams(Section):
 
     seed: int = Field(ge=0)
     threads: int = Field(ge=0, description="torch CPU threads; 0 = torch's default")
+    devices: int = Field(ge=1, description="data-parallel training processes under torchrun (gloo; "
+                                           "training runs on CPU); 1 = one process, no torchrun")
 
 
 class FovOcclusion(Section):

@@ -137,22 +137,24 @@ def max_activation_mask(features: torch.Tensor, fraction: float, size: tuple[int
 
 
 def occlude(p: Occlusion, pano: torch.Tensor, rng: np.random.Generator,
-            ground_features: Callable[[torch.Tensor], torch.Tensor] | None = None
+            ground_features: Callable[[torch.Tensor], torch.Tensor] | None = None, rows: slice = slice(None)
             ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The student's panorama (B, H, W, 3) (same dtype, occluded pixels zeroed) and, for FoV, the
     (B, W) column mask the model also applies to its ground features (None for the others).
-    ground_features: the teacher's, needed by max_activation."""
+    ground_features: the teacher's, needed by max_activation. rows: return only these samples
+    (a distributed rank's share); the draws are still made for every sample of `pano`, so each
+    sample gets the draws it gets in one process."""
     B, H, W, _ = pano.shape
     if isinstance(p, FovOcclusion):
-        columns, _ = fov_batch(rng, B, W, *p.fov_deg)                     # (B, W)
-        return pano * columns[:, None, :, None].to(pano.dtype), columns
+        columns = fov_batch(rng, B, W, *p.fov_deg)[0][rows]                # (b, W)
+        return pano[rows] * columns[:, None, :, None].to(pano.dtype), columns
     if isinstance(p, RandomPatchOcclusion):
-        mask = torch.from_numpy(np.stack([random_patch_mask(rng, H, W, p.block_px, p.ratio) for _ in range(B)]))
+        mask = torch.from_numpy(np.stack([random_patch_mask(rng, H, W, p.block_px, p.ratio) for _ in range(B)]))[rows]
     elif isinstance(p, MaxActivationOcclusion):
         if ground_features is None:
             raise ValueError("max_activation occlusion needs the teacher's ground features")
         with torch.no_grad():
-            mask = max_activation_mask(ground_features(pano), p.fraction, (H, W))
+            mask = max_activation_mask(ground_features(pano[rows]), p.fraction, (H, W))
     else:
         raise ValueError(f"unknown occlusion {p!r}")
-    return pano * mask[..., None].to(pano.dtype), None
+    return pano[rows] * mask[..., None].to(pano.dtype), None

@@ -12,6 +12,8 @@ or every step. The loss is distill_loss (targets.py) only; the baseline's own lo
 kept. After each epoch both models are scored on the validation split; the `evaluated_model`
 keeps `best.pt`, in the baseline checkpoint format so `geodistill evaluate` reads it
 unchanged. Resumable from `last.pt` (student, teacher, optimiser, epoch); out/history.csv.
+Data-parallel with `train.devices` > 1 as the baselines (training/baseline.py): the occlusion
+draws are made for the global batch, so every rank's samples get their single-process draws.
 """
 from __future__ import annotations
 
@@ -24,14 +26,16 @@ import numpy as np
 import pandas as pd
 import torch
 
+from geodistill import distributed
 from geodistill.config import ConfigError, DistillVariant, Params
 from geodistill.distill.occlusion import occlude
 from geodistill.distill.targets import distill_loss
 from geodistill.io import atomic_file
 from geodistill.metrics import localization_metrics
 from geodistill.models.localizer import Batch
-from geodistill.training.baseline import load_checkpoint, load_splits, optimizer_step, predict, training_batches
+from geodistill.training.baseline import load_checkpoint, load_splits, training_batches, validation_errors
 from geodistill.training.checkpoint import CheckpointError, Checkpointer, file_digest
+from geodistill.training.step import memory_hint, optimizer_step, prepare, world_rows
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +53,13 @@ def ema_update(teacher: torch.nn.Module, student: torch.nn.Module, alpha: float)
         t.lerp_(s, 1.0 - alpha)
 
 
-def variant_loss(v: DistillVariant, student, teacher, batch: Batch, rng: np.random.Generator) -> torch.Tensor:
-    """One step's loss: the student on the occluded panorama against the teacher on the full one
-    (distill), or the student's own loss on the occluded panorama (augment)."""
-    occluded, columns = occlude(v.occlusion, batch.pano, rng, teacher.ground_features)
+def variant_loss(v: DistillVariant, student, teacher, batch: Batch, rng: np.random.Generator,
+                 rows: slice = slice(None)) -> torch.Tensor:
+    """One step's loss on the samples `rows` of the batch (all by default; a distributed rank's
+    share): the student on the occluded panorama against the teacher on the full one (distill),
+    or the student's own loss on the occluded panorama (augment)."""
+    occluded, columns = occlude(v.occlusion, batch.pano, rng, teacher.ground_features, rows)
+    batch = batch.rows(rows)
     if v.mode == "augment":
         return student.loss(Batch(occluded, batch.sat, batch.sat_mpp, batch.gt_px, batch.yaw_deg, columns))
     with torch.no_grad():
@@ -75,12 +82,15 @@ def train_distill(index_path: Path, baselines: Path, out: Path, name: str, param
     if t.threads:
         torch.set_num_threads(t.threads)
     torch.use_deterministic_algorithms(True)
+    world = distributed.join()
     splits = load_splits(index_path, v.area, p, f"{name}")
+    val_shard = splits["val"].subset(world.shard(len(splits["val"])))
+    student = prepare(student, world)
     teacher = make_teacher(student)
     trainable = [q for q in student.parameters() if q.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=v.lr, weight_decay=v.weight_decay)
     epochs = max(1, round(v.epochs_factor * p.epochs))
-    key = {"variant": v.model_dump(), "train": t.model_dump(), "baseline": file_digest(start),
+    key = {"variant": v.model_dump(), "train": t.model_dump(exclude={"devices"}), "baseline": file_digest(start),
            "index": file_digest(index_path)}
     ckpt = Checkpointer(out, key)
     history, first_epoch, best = [], 0, float("inf")
@@ -100,29 +110,37 @@ def train_distill(index_path: Path, baselines: Path, out: Path, name: str, param
         student.train()
         total, seen = 0.0, 0
         where = f"{name} epoch {epoch + 1}"
-        for batch in training_batches(splits["train"], p, t.seed, epoch, student.train_yaw_deg, where):
-            loss = variant_loss(v, student, teacher, batch, occlusion_rng)
-            optimizer_step(loss, optimizer, trainable, v.grad_clip, where, ckpt)
-            if v.ema_every == "step":
-                ema_update(teacher, student, v.ema_alpha)
-            total, seen = total + loss.item() * len(batch.pano), seen + len(batch.pano)
+        with memory_hint(f"baselines.{v.method}.batch_size", p.batch_size):
+            for batch in training_batches(splits["train"], p, t.seed, epoch, student.train_yaw_deg, where):
+                rows, share = world_rows(len(batch.pano), world)
+                if not share:
+                    continue
+                loss = variant_loss(v, student, teacher, batch, occlusion_rng, rows)
+                total += optimizer_step(loss, share, optimizer, trainable, v.grad_clip, where, ckpt) * len(batch.pano)
+                seen += len(batch.pano)
+                if v.ema_every == "step":
+                    ema_update(teacher, student, v.ema_alpha)
         if v.ema_every == "epoch":
             ema_update(teacher, student, v.ema_alpha)
         models = {"student": student, "teacher": teacher}
-        val = {k: localization_metrics(predict(m, splits["val"], p.batch_size).error_m) for k, m in models.items()}
+        val = {k: localization_metrics(validation_errors(m, val_shard, p.batch_size)) for k, m in models.items()}
         history.append({"epoch": epoch + 1, "train_loss": total / max(seen, 1),
                         **{f"val_{k}_{s}_m": val[k][f"{s}_m"] for k in models for s in ("mean", "median")},
                         "seconds": time.perf_counter() - t0})
-        log.info("%s epoch %d/%d: loss %.4f, val mean student %.2f m, teacher %.2f m (%.0fs)", name, epoch + 1,
-                 epochs, history[-1]["train_loss"], val["student"]["mean_m"], val["teacher"]["mean_m"],
-                 history[-1]["seconds"])
         score = val[v.evaluated_model]["mean_m"]
-        if score < best:
-            best = score
-            ckpt.save("best", {**meta, "model": models[v.evaluated_model].state_dict(), "epoch": epoch,
-                               "val": val[v.evaluated_model], "evaluated_model": v.evaluated_model})
-        ckpt.save("last", {**meta, "model": student.state_dict(), "teacher": teacher.state_dict(),
-                           "optimizer": optimizer.state_dict(), "epoch": epoch, "best": best, "history": history})
-    with atomic_file(Path(out) / "history.csv") as tmp:
-        pd.DataFrame(history).to_csv(tmp, index=False)
+        improved, best = score < best, min(best, score)
+        if world.is_main:
+            log.info("%s epoch %d/%d: loss %.4f, val mean student %.2f m, teacher %.2f m (%.0fs)", name, epoch + 1,
+                     epochs, history[-1]["train_loss"], val["student"]["mean_m"], val["teacher"]["mean_m"],
+                     history[-1]["seconds"])
+            if improved:
+                ckpt.save("best", {**meta, "model": models[v.evaluated_model].state_dict(), "epoch": epoch,
+                                   "val": val[v.evaluated_model], "evaluated_model": v.evaluated_model})
+            ckpt.save("last", {**meta, "model": student.state_dict(), "teacher": teacher.state_dict(),
+                               "optimizer": optimizer.state_dict(), "epoch": epoch, "best": best,
+                               "history": history})
+    if world.is_main:
+        with atomic_file(Path(out) / "history.csv") as tmp:
+            pd.DataFrame(history).to_csv(tmp, index=False)
+    world.barrier()
     return {"best_val_mean_m": best, "epochs": epochs}

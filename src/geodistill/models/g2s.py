@@ -3,7 +3,7 @@ correlating ground features projected onto the ground plane with satellite featu
 
     model = G2SWeakly(params.baselines["g2s_vgg"], camera_height_m=2.0)
     maps = model(pano, sat, sat_mpp)              # per level (B, P, P): cosine score per position
-    loss = weak_loss(model(pano, sat, sat_mpp, all_pairs=True), margin_scale=10.0)  # = model.loss(batch)
+    loss = model.loss(batch)                      # weak_loss over every ground/satellite pair
     row, col = locate(maps[-1])                   # sub-cell peak of the finest level
     pred = model.predict(pano, sat, sat_mpp)      # the Localizer interface (models/localizer.py)
 
@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from geodistill.config import G2SParams, UnetEncoderParams
+from geodistill.distributed import gather_rows
 from geodistill.geometry import sample_bev
 from geodistill.models.decoders import DptEncoder, UnetEncoder
 from geodistill.models.localizer import Batch, Prediction, locate
@@ -49,27 +50,38 @@ class G2SWeakly(nn.Module):
         self.crops = [max(2, 2 * round(p.crop_fraction * a / 2)) for a in self.sat_cells]
         self.camera_height_m = camera_height_m
 
-    def forward(self, pano: torch.Tensor, sat: torch.Tensor, sat_mpp: torch.Tensor,
-                column_mask: torch.Tensor | None = None, all_pairs: bool = False) -> list[torch.Tensor]:
+    def levels(self, pano: torch.Tensor, sat: torch.Tensor, sat_mpp: torch.Tensor,
+               column_mask: torch.Tensor | None = None) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         """pano (B, H, W, 3) and sat (B, S, S, 3) uint8, sat_mpp (B,) metres per satellite input
-        pixel, column_mask (B, W) in [0, 1] (0 = occluded panorama column) or None.
-        Returns one score map per level, coarse to fine: (B, P, P) for each sample with its own
-        satellite, or (B_sat, B_ground, P, P) for every pair when all_pairs."""
+        pixel, column_mask (B, W) in [0, 1] (0 = occluded panorama column) or None. Per level,
+        coarse to fine: satellite features (B, C, A, A) with their confidence applied, the ground
+        features projected onto the ground plane (B, C, c, c) and their confidence (B, 1, c, c)."""
         ground = self.ground_encoder(pano)                       # [(B, C, H/s, W/s), (B, 1, H/s, W/s)]
         sats = self.sat_encoder(sat)                             # [(B, C, S/s, S/s), (B, 1, S/s, S/s)]
-        maps = []
+        out = []
         for (gf, gc), (sf, sc), s, c in zip(ground, sats, self.strides, self.crops):
             if column_mask is not None:
                 m = F.interpolate(column_mask[:, None, None, :].float(), size=(1, gf.shape[-1]), mode="area")
                 gf, gc = gf * m, gc * m                          # (B, C, h, w), (B, 1, h, w)
             bev = project(torch.cat([gf, gc], dim=1), c, sat_mpp * s, self.camera_height_m)   # (B, C+1, c, c)
-            maps.append(correlate(sf * sc, bev[:, :-1], bev[:, -1:], all_pairs))
-        return maps
+            out.append((sf * sc, bev[:, :-1], bev[:, -1:]))
+        return out
+
+    def forward(self, pano: torch.Tensor, sat: torch.Tensor, sat_mpp: torch.Tensor,
+                column_mask: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """One score map (B, P, P) per level, coarse to fine: each sample's BEV against its own
+        satellite tile (inputs as `levels`)."""
+        return [correlate(sat_feat, bev, weight) for sat_feat, bev, weight in self.levels(pano, sat, sat_mpp, column_mask)]
 
     def loss(self, batch: Batch) -> torch.Tensor:
-        """The weak loss over every ground/satellite pair of the batch (gt_px is not used)."""
-        return weak_loss(self(batch.pano, batch.sat, batch.sat_mpp, batch.column_mask, all_pairs=True),
-                         self.margin_scale)
+        """The weak loss over every ground/satellite pair of the batch (gt_px is not used). Run
+        distributed, the satellites of every rank's share of the global batch are the negatives,
+        exactly as in one process (distributed.gather_rows)."""
+        pair_maps, first = [], 0
+        for sat_feat, bev, weight in self.levels(batch.pano, batch.sat, batch.sat_mpp, batch.column_mask):
+            sat_feat, first = gather_rows(sat_feat)               # (B_global, C, A, A)
+            pair_maps.append(correlate(sat_feat, bev, weight, all_pairs=True))
+        return weak_loss(pair_maps, self.margin_scale, first)
 
     def score_maps(self, pano: torch.Tensor, sat: torch.Tensor, sat_mpp: torch.Tensor,
                    column_mask: torch.Tensor | None = None) -> list[torch.Tensor]:
@@ -110,33 +122,37 @@ def correlate(sat: torch.Tensor, bev: torch.Tensor, weight: torch.Tensor, all_pa
     position is the cosine between weight * (satellite window) and t:
         sum(weight * t . sat) / (|t| * sqrt(sum(weight^2 |sat|^2))),
     so occluded (weight 0) cells take no part. Returns (B, P, P), P = A - c + 1, pairing sample
-    i's BEV with satellite i, or (B_sat, B_ground, P, P) for all pairs.
+    i's BEV with satellite i, or (B_sat, B_ground, P, P) for all pairs (then sat may hold other
+    samples' tiles too: B_sat >= B_ground).
     """
     B, C, A, _ = sat.shape
-    t = weight * bev                                             # (B, C, c, c)
-    t_norm = t.flatten(1).norm(dim=1).clamp_min(1e-8)            # (B,)
-    energy = sat.square().sum(dim=1, keepdim=True)               # (B, 1, A, A)
+    t = weight * bev                                             # (B_ground, C, c, c)
+    t_norm = t.flatten(1).norm(dim=1).clamp_min(1e-8)            # (B_ground,)
+    energy = sat.square().sum(dim=1, keepdim=True)               # (B_sat, 1, A, A)
     if all_pairs:
         num = F.conv2d(sat, weight * t)                          # (B_sat, B_ground, P, P)
-        den = F.conv2d(energy, weight.square()).clamp_min(1e-8).sqrt() * t_norm.view(1, B, 1, 1)
+        den = F.conv2d(energy, weight.square()).clamp_min(1e-8).sqrt() * t_norm.view(1, -1, 1, 1)
         return num / den
     num = F.conv2d(sat.reshape(1, B * C, A, A), weight * t, groups=B)          # (1, B, P, P)
     den = F.conv2d(energy.reshape(1, B, A, A), weight.square(), groups=B)      # (1, B, P, P)
     return (num / (den.clamp_min(1e-8).sqrt() * t_norm.view(1, B, 1, 1)))[0]
 
 
-def weak_loss(pair_maps: list[torch.Tensor], margin_scale: float) -> torch.Tensor:
+def weak_loss(pair_maps: list[torch.Tensor], margin_scale: float, first: int = 0) -> torch.Tensor:
     """G2SWeakly's weak loss, averaged over levels: for ground i and satellite j, the distance
     d_ij = min over positions of (2 - 2 score); the soft-margin triplet
-    sum over i != j of log(1 + exp(gamma (d_ii - d_ij))) / (B (B - 1)), ground-anchored.
-    pair_maps: per level (B_sat, B_ground, P, P) from all_pairs=True."""
+    sum over i != j of log(1 + exp(gamma (d_ii - d_ij))) / (B_ground (B_sat - 1)), ground-anchored:
+    the mean over the ground panoramas of the mean over their negatives (with B_sat = B_ground =
+    B, the authors' / (B (B - 1))). pair_maps: per level (B_sat, B_ground, P, P) from
+    correlate(all_pairs=True); ground i's own satellite is row first + i."""
     losses = []
     for maps in pair_maps:
-        B = maps.shape[0]
+        n_sat, n_ground = maps.shape[:2]
         d = (2 - 2 * maps.flatten(2).amax(dim=2)).T              # (B_ground, B_sat)
-        diff = margin_scale * (d.diagonal()[:, None] - d)        # (B, B)
-        off = ~torch.eye(B, dtype=torch.bool, device=d.device)
-        losses.append(F.softplus(diff[off]).sum() / (B * (B - 1)))
+        own = torch.arange(n_ground, device=d.device) + first    # (B_ground,) column of each one's satellite
+        diff = margin_scale * (d.gather(1, own[:, None]) - d)    # (B_ground, B_sat)
+        off = own[:, None] != torch.arange(n_sat, device=d.device)[None, :]
+        losses.append(F.softplus(diff[off]).sum() / (n_ground * (n_sat - 1)))
     return torch.stack(losses).mean()
 
 

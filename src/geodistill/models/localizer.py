@@ -33,6 +33,11 @@ class Batch:
     yaw_deg: torch.Tensor     # (B,) turn applied to each panorama (roll_panorama convention)
     column_mask: torch.Tensor | None = None   # (B, W) 1 = visible panorama column, or None (all)
 
+    def rows(self, rows: slice) -> "Batch":
+        """The samples `rows` of the batch (a distributed rank's share)."""
+        mask = None if self.column_mask is None else self.column_mask[rows]
+        return Batch(self.pano[rows], self.sat[rows], self.sat_mpp[rows], self.gt_px[rows], self.yaw_deg[rows], mask)
+
 
 @dataclass
 class Prediction:

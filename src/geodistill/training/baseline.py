@@ -8,8 +8,11 @@ fully supervised methods do not mind). Weakly supervised methods never see camer
 in their loss; positions score the validation split after each epoch, which picks `best.pt`.
 Methods that learn orientation get training panoramas turned by a seeded random yaw.
 Each epoch logs one line and saves `last.pt`; a rerun resumes from it when params and code
-are unchanged. Outputs in <out>/: best.pt, last.pt,
-history.csv. A checkpoint carries its method's params, so evaluation rebuilds the model from it.
+are unchanged. Every draw of an epoch is seeded by (seed, epoch), so a run killed at any moment
+and rerun repeats the unfinished epoch from `last.pt` and ends with the same numbers. With
+`train.devices` > 1 the stage runs as that many data-parallel processes (distributed.py), with
+the single-process result. Outputs in <out>/: best.pt, last.pt, history.csv. A checkpoint
+carries its method's params, so evaluation rebuilds the model from it.
 """
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ from tqdm import tqdm
 
 from pydantic import TypeAdapter, ValidationError
 
+from geodistill import distributed
 from geodistill.config import BaselineParams, ConfigError, Params
 from geodistill.io import atomic_file
 from geodistill.metrics import localization_metrics
@@ -32,6 +36,7 @@ from geodistill.models.localizer import Batch, build_localizer, predict_tile_pix
 from geodistill.training.augment import augment_batch
 from geodistill.training.checkpoint import CheckpointError, Checkpointer, file_digest
 from geodistill.training.samples import LocalizationSamples, tile_disjoint_batches
+from geodistill.training.step import memory_hint, optimizer_step, prepare, world_rows
 
 log = logging.getLogger(__name__)
 
@@ -115,15 +120,9 @@ def training_batches(data: LocalizationSamples, p: BaselineParams, seed: int, ep
         yield augment_batch(batch, p.augment, augment_rng)
 
 
-def optimizer_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, trainable: list, grad_clip: float,
-                   where: str, ckpt: Checkpointer) -> None:
-    """Backward, clip and step; a non-finite loss stops the run and names the kept checkpoint."""
-    if not torch.isfinite(loss):
-        raise FloatingPointError(f"{where}: loss is {loss.item()}; last good checkpoint kept in {ckpt.path('last')}")
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(trainable, grad_clip)
-    optimizer.step()
+def validation_errors(model: torch.nn.Module, shard: LocalizationSamples, batch_size: int) -> np.ndarray:
+    """(N,) metres: the errors of every rank's shard of the validation split, in order."""
+    return np.concatenate(distributed.gather_objects(predict(model, shard, batch_size).error_m.to_numpy()))
 
 
 def train_baseline(index_path: Path, out: Path, method: str, area: str, params: Params) -> dict:
@@ -134,11 +133,13 @@ def train_baseline(index_path: Path, out: Path, method: str, area: str, params: 
     if t.threads:
         torch.set_num_threads(t.threads)
     torch.use_deterministic_algorithms(True)
+    world = distributed.join()
     splits = load_splits(index_path, area, p, f"{method}-{area}")
-    model = build_model(p, params.bev.camera_height_m, t.seed)
+    val_shard = splits["val"].subset(world.shard(len(splits["val"])))
+    model = prepare(build_model(p, params.bev.camera_height_m, t.seed), world)
     trainable = [q for q in model.parameters() if q.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=p.lr, weight_decay=p.weight_decay)
-    key = {"method": method, "area": area, "baseline": p.model_dump(), "train": t.model_dump(),
+    key = {"method": method, "area": area, "baseline": p.model_dump(), "train": t.model_dump(exclude={"devices"}),
            "camera_height_m": params.bev.camera_height_m, "index": file_digest(index_path)}
     ckpt = Checkpointer(out, key)
     history, start_epoch, best = [], 0, float("inf")
@@ -157,21 +158,29 @@ def train_baseline(index_path: Path, out: Path, method: str, area: str, params: 
         model.train()
         total, seen = 0.0, 0
         where = f"{method}-{area} epoch {epoch + 1}"
-        for batch in training_batches(splits["train"], p, t.seed, epoch, model.train_yaw_deg, where):
-            loss = model.loss(batch)
-            optimizer_step(loss, optimizer, trainable, p.grad_clip, where, ckpt)
-            total, seen = total + loss.item() * len(batch.pano), seen + len(batch.pano)
-        val = localization_metrics(predict(model, splits["val"], p.batch_size).error_m)
+        with memory_hint(f"baselines.{method}.batch_size", p.batch_size):
+            for batch in training_batches(splits["train"], p, t.seed, epoch, model.train_yaw_deg, where):
+                rows, share = world_rows(len(batch.pano), world)
+                if not share:
+                    continue
+                loss = model.loss(batch.rows(rows))
+                total += optimizer_step(loss, share, optimizer, trainable, p.grad_clip, where, ckpt) * len(batch.pano)
+                seen += len(batch.pano)
+        val = localization_metrics(validation_errors(model, val_shard, p.batch_size))
         history.append({"epoch": epoch + 1, "train_loss": total / max(seen, 1), "val_mean_m": val["mean_m"],
                         "val_median_m": val["median_m"], "seconds": time.perf_counter() - t0})
-        log.info("%s-%s epoch %d/%d: loss %.4f, val mean %.2f m, median %.2f m (%.0fs)", method, area, epoch + 1,
-                 p.epochs, history[-1]["train_loss"], val["mean_m"], val["median_m"], history[-1]["seconds"])
-        if val["mean_m"] < best:
-            best = val["mean_m"]
-            ckpt.save("best", {**meta, "model": model.state_dict(), "epoch": epoch, "val": val})
-        ckpt.save("last", {**meta, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                           "epoch": epoch, "best": best, "history": history})
-    with atomic_file(Path(out) / "history.csv") as tmp:
-        pd.DataFrame(history).to_csv(tmp, index=False)
+        improved, best = val["mean_m"] < best, min(best, val["mean_m"])
+        if world.is_main:
+            log.info("%s-%s epoch %d/%d: loss %.4f, val mean %.2f m, median %.2f m (%.0fs)", method, area,
+                     epoch + 1, p.epochs, history[-1]["train_loss"], val["mean_m"], val["median_m"],
+                     history[-1]["seconds"])
+            if improved:
+                ckpt.save("best", {**meta, "model": model.state_dict(), "epoch": epoch, "val": val})
+            ckpt.save("last", {**meta, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                               "epoch": epoch, "best": best, "history": history})
+    if world.is_main:
+        with atomic_file(Path(out) / "history.csv") as tmp:
+            pd.DataFrame(history).to_csv(tmp, index=False)
+    world.barrier()
     return {"best_val_mean_m": best, "epochs": p.epochs}
 

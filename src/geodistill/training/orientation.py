@@ -9,6 +9,7 @@ counter-clockwise by psi. Every BEV is cut to a disc so that the empty corners o
 cannot reveal the angle. Training yaws are drawn from (seed, epoch, sample); validation and test
 yaws are fixed per sample. Each epoch logs one line and saves `last.pt`; the best validation
 error is kept in `best.pt`; a rerun resumes from `last.pt` when the params are unchanged.
+With `train.devices` > 1 it trains data-parallel as the localization stages (training/step.py).
 Outputs per area in `<out>/<area>/`: best.pt, last.pt, history.csv, test_predictions.csv.
 """
 from __future__ import annotations
@@ -26,6 +27,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
+from geodistill import distributed
 from geodistill.config import BevParams, CorrelateHead, OrientationParams
 from geodistill.data.bev import read_tile
 from geodistill.geometry import bev_disc, rotate_bev
@@ -34,6 +36,7 @@ from geodistill.metrics import orientation_metrics
 from geodistill.models.angles import AngleBins
 from geodistill.models.orientation import build_orientation_net
 from geodistill.training.checkpoint import Checkpointer
+from geodistill.training.step import memory_hint, optimizer_step, prepare, world_rows
 
 log = logging.getLogger(__name__)
 TEST_STREAM, VAL_STREAM = 1_000_001, 1_000_002     # rng streams of the fixed evaluation yaws
@@ -113,18 +116,21 @@ def fixed_yaws(n: int, seed: int, stream: int, range_deg: float) -> np.ndarray:
 
 @torch.no_grad()
 def predict(model: torch.nn.Module, data: Samples, yaws: np.ndarray, bins: AngleBins, batch_size: int) -> np.ndarray:
+    """(N,) predicted yaws of every sample; data-parallel, each rank predicts its share."""
     model.eval()
-    out = []
-    for start in range(0, len(data), batch_size):
-        idx = np.arange(start, min(start + batch_size, len(data)))
+    rows = distributed.world().shard(len(data))
+    out = [np.zeros(0)]
+    for start in range(rows.start, rows.stop, batch_size):
+        idx = np.arange(start, min(start + batch_size, rows.stop))
         sat, bev = data.batch(idx, yaws[idx])
         out.append(bins.decode(model(sat, bev)).numpy())
-    return np.concatenate(out) if out else np.zeros(0)
+    return np.concatenate(distributed.gather_objects(np.concatenate(out)))
 
 
 def train_area(area: str, index: pd.DataFrame, bev: np.ndarray, bev_row: dict, p: OrientationParams,
                bev_params: BevParams, folder: Path) -> dict:
-    """Train on the area's train split, select on val, evaluate on test; returns test metrics."""
+    """Train on the area's train split, select on val, evaluate on test; returns test metrics.
+    Data-parallel, only rank 0 writes (checkpoints, CSVs)."""
     views = Views.of(p, bev_params)
     splits = {s: Samples(index[(index.area == area) & (index.split == s)].reset_index(drop=True), bev, bev_row,
                          views) for s in ("train", "val", "test")}
@@ -132,8 +138,9 @@ def train_area(area: str, index: pd.DataFrame, bev: np.ndarray, bev_row: dict, p
         if len(data) == 0:
             raise ValueError(f"the index has no {area}-area {s} samples")
     bins = AngleBins(p.range_deg, p.bins, p.label_sigma_bins)
+    world = distributed.world()
     torch.manual_seed(p.seed)
-    model = build_orientation_net(p, views.bev_px)
+    model = prepare(build_orientation_net(p, views.bev_px), world)
     optimizer = torch.optim.AdamW(model.parameters(), lr=p.lr, weight_decay=p.weight_decay)
     n_train = len(splits["train"]) if p.max_train_samples == 0 else min(p.max_train_samples, len(splits["train"]))
     steps = -(-n_train // p.batch_size)
@@ -158,41 +165,44 @@ def train_area(area: str, index: pd.DataFrame, bev: np.ndarray, bev_row: dict, p
         order = rng.permutation(len(splits["train"]))[:n_train]
         yaws = rng.uniform(-p.range_deg, p.range_deg, size=n_train)
         total = 0.0
-        for s in tqdm(range(steps), desc=f"orientation[{area}] epoch {epoch + 1}", leave=False, disable=None):
-            idx, yaw = order[s * p.batch_size:(s + 1) * p.batch_size], yaws[s * p.batch_size:(s + 1) * p.batch_size]
-            sat, bev_img = splits["train"].batch(idx, yaw)
-            logits = model(sat, bev_img)
-            loss = -(bins.soft_labels(torch.from_numpy(yaw)) * logits.log_softmax(dim=1)).sum(dim=1).mean()
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"orientation[{area}]: loss is {loss.item()} at epoch {epoch + 1}, "
-                                         f"step {s}; last good checkpoint kept in {ckpt.path('last')}")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), p.grad_clip)
-            optimizer.step()
-            scheduler.step()
-            total += loss.item() * len(idx)
+        where = f"orientation[{area}] epoch {epoch + 1}"
+        with memory_hint("orientation.batch_size", p.batch_size):
+            for s in tqdm(range(steps), desc=where, leave=False, disable=None):
+                idx, yaw = order[s * p.batch_size:(s + 1) * p.batch_size], yaws[s * p.batch_size:(s + 1) * p.batch_size]
+                rows, share = world_rows(len(idx), world)
+                if not share:
+                    continue
+                sat, bev_img = splits["train"].batch(idx[rows], yaw[rows])
+                logits = model(sat, bev_img)
+                loss = -(bins.soft_labels(torch.from_numpy(yaw[rows])) * logits.log_softmax(dim=1)).sum(dim=1).mean()
+                total += optimizer_step(loss, share, optimizer, list(model.parameters()), p.grad_clip,
+                                        f"{where}, step {s}", ckpt) * len(idx)
+                scheduler.step()
         val = orientation_metrics(predict(model, splits["val"], val_yaws, bins, p.batch_size), val_yaws)
         history.append({"epoch": epoch + 1, "train_loss": total / n_train, "val_mean_deg": val["mean_deg"],
                         "val_median_deg": val["median_deg"], "lr": scheduler.get_last_lr()[0],
                         "seconds": time.perf_counter() - t0})
-        log.info("orientation[%s] epoch %d/%d: loss %.4f, val mean %.2f deg, median %.2f deg (%.0fs)", area,
-                 epoch + 1, p.epochs, history[-1]["train_loss"], val["mean_deg"], val["median_deg"],
-                 history[-1]["seconds"])
-        if val["mean_deg"] < best:
-            best = val["mean_deg"]
-            ckpt.save("best", {"model": model.state_dict(), "epoch": epoch, "val": val})
-        ckpt.save("last", {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                           "scheduler": scheduler.state_dict(), "epoch": epoch, "best": best, "history": history})
+        improved, best = val["mean_deg"] < best, min(best, val["mean_deg"])
+        if world.is_main:
+            log.info("orientation[%s] epoch %d/%d: loss %.4f, val mean %.2f deg, median %.2f deg (%.0fs)", area,
+                     epoch + 1, p.epochs, history[-1]["train_loss"], val["mean_deg"], val["median_deg"],
+                     history[-1]["seconds"])
+            if improved:
+                ckpt.save("best", {"model": model.state_dict(), "epoch": epoch, "val": val})
+            ckpt.save("last", {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                               "scheduler": scheduler.state_dict(), "epoch": epoch, "best": best,
+                               "history": history})
+        world.barrier()
 
     best_state = ckpt.load("best")
     model.load_state_dict(best_state["model"])
     test = splits["test"]
     test_yaws = fixed_yaws(len(test), p.seed, TEST_STREAM, p.range_deg)
     pred = predict(model, test, test_yaws, bins, p.batch_size)
-    _write_csv(pd.DataFrame({"pano_path": test.rows.pano_path, "true_yaw_deg": test_yaws, "pred_yaw_deg": pred}),
-               folder / "test_predictions.csv")
-    _write_csv(pd.DataFrame(history), folder / "history.csv")
+    if world.is_main:
+        _write_csv(pd.DataFrame({"pano_path": test.rows.pano_path, "true_yaw_deg": test_yaws, "pred_yaw_deg": pred}),
+                   folder / "test_predictions.csv")
+        _write_csv(pd.DataFrame(history), folder / "history.csv")
     return {**orientation_metrics(pred, test_yaws), "best_epoch": best_state["epoch"] + 1,
             "uniform_guess_mean_deg": p.range_deg / 2}
 
@@ -208,8 +218,10 @@ def train_orientation(index_path: Path, bev_dir: Path, out: Path, metrics_path: 
     if p.threads:
         torch.set_num_threads(p.threads)
     torch.use_deterministic_algorithms(True)
+    world = distributed.join()
     index = pd.read_csv(index_path)
     bev, bev_row = load_bev(bev_dir)
     metrics = {area: train_area(area, index, bev, bev_row, p, bev_params, out / area) for area in p.areas}
-    write_text(metrics_path, json.dumps(metrics, indent=2) + "\n")
+    if world.is_main:
+        write_text(metrics_path, json.dumps(metrics, indent=2) + "\n")
     return metrics

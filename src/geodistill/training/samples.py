@@ -35,6 +35,12 @@ class LocalizationSamples:
     def __len__(self) -> int:
         return len(self.rows)
 
+    def subset(self, rows: slice) -> "LocalizationSamples":
+        """The samples `rows` (a distributed rank's share); itself when that is every sample."""
+        if range(len(self))[rows] == range(len(self)):
+            return self
+        return LocalizationSamples(self.rows.iloc[rows], self.pano_size, self.sat_px, self.desc)
+
     def load(self) -> "LocalizationSamples":
         """Decode every panorama and tile once (idempotent)."""
         if self._panos is not None:
