@@ -10,7 +10,8 @@ import yaml
 from typer.testing import CliRunner
 
 import geodistill.cli
-from geodistill.data.verify import check_image, verify_root
+from geodistill.data.synth.writer import write_world
+from geodistill.data.verify import Total, check_image, known_totals, verify_root
 from vigor_fixture import N_TEST, N_TRAIN, make_vigor_root
 
 SMOKE = Path(__file__).resolve().parents[1] / "configs" / "smoke.yaml"
@@ -110,12 +111,43 @@ def _params_file(tmp_path: Path) -> Path:
 
 def test_cli_verify_data(fx, tmp_path):
     config = str(_params_file(tmp_path))
-    res = CliRunner().invoke(geodistill.cli.app, ["verify-data", "--config", config, "--root", str(fx.root)])
+    res = CliRunner().invoke(geodistill.cli.app, ["verify-data", "--config", config, "--root", str(fx.root),
+                                                  "--no-totals"])
     assert res.exit_code == 0, res.output
     assert "present and decodable" in res.output
     pano = fx.pano_files("NewYork")[2]
     truncate(pano)
     res = CliRunner().invoke(geodistill.cli.app, ["verify-data", "--config", config, "--root", str(fx.root),
-                                                  "--workers", "2"])
+                                                  "--workers", "2", "--no-totals"])
     assert res.exit_code == 1
     assert pano.name in res.output and "truncated" in res.output
+
+
+def test_a_partial_vigor_root_falls_short_of_the_published_totals(fx):
+    """The fixture has VIGOR's layout but three tiny cities: every published total is missed."""
+    report = verify_root(fx.root, workers=1, totals=known_totals(fx.root))
+    source = "(VIGOR, REFERENCE.md section 5)"
+    assert report.problems == [
+        f"same-area test: {3 * N_TEST:,} label lines in the test files of NewYork, Seattle, SanFrancisco, "
+        f"Chicago, expected 52,605 {source} (SanFrancisco: no test label file)",
+        f"cross-area test: {N_TRAIN + N_TEST:,} label lines in the all files of SanFrancisco, Chicago, "
+        f"expected 53,694 {source} (SanFrancisco: no all label file)",
+        f"Chicago same-area test: {N_TEST:,} label lines in the test files of Chicago, expected 12,739 {source}"]
+    exact = [Total("Chicago test", ("Chicago",), "test", N_TEST, "here"),
+             Total("all three", ("NewYork", "Seattle", "Chicago"), "all", 3 * (N_TRAIN + N_TEST), "here")]
+    assert verify_root(fx.root, workers=1, totals=exact).problems == []
+
+
+def test_a_synthetic_world_is_checked_against_its_dataset_json(tmp_path, smoke_params):
+    root = tmp_path / "world"
+    write_world(smoke_params.synth, root)
+    config = str(SMOKE)
+    res = CliRunner().invoke(geodistill.cli.app, ["verify-data", "--config", config, "--root", str(root)])
+    assert res.exit_code == 0, res.output
+    labels = root / "splits__corrected" / "Ashford" / "pano_label_balanced__corrected.txt"
+    labels.write_text("".join(labels.read_text().splitlines(keepends=True)[1:]))     # one panorama's line lost
+    res = CliRunner().invoke(geodistill.cli.app, ["verify-data", "--config", config, "--root", str(root)])
+    n = smoke_params.synth.panoramas_per_city
+    assert res.exit_code == 1
+    assert (f"Ashford panoramas: {n - 1:,} label lines in the all files of Ashford, expected {n:,} (dataset.json)"
+            in res.output)

@@ -116,13 +116,16 @@ def index(config: Path = ConfigOpt,
 @_friendly
 def verify_data(config: Path = ConfigOpt,
                 root: Path = typer.Option(Path("data/world"), help="VIGOR-layout dataset root"),
-                workers: int = typer.Option(0, help="decoding processes; 0 = one per CPU core")):
-    """Check that every referenced file exists and decodes; print counts per city and split."""
-    from geodistill.data.verify import verify_root
+                workers: int = typer.Option(0, help="decoding processes; 0 = one per CPU core"),
+                totals: bool = typer.Option(True, help="compare the label counts with the complete dataset's "
+                                                       "(VIGOR's published totals, or a synthetic world's dataset.json)")):
+    """Check that every referenced file exists and decodes and that no label line is missing;
+    print counts per city and split."""
+    from geodistill.data.verify import known_totals, verify_root
     _params(config)
     if not root.is_dir():
         raise UserError(f"dataset root not found: {root}")
-    report = verify_root(root, workers=workers)
+    report = verify_root(root, workers=workers, totals=known_totals(root) if totals else ())
     typer.echo(report.format())
     if report.problems:
         raise typer.Exit(1)

@@ -1,6 +1,10 @@
-"""Check a VIGOR-layout root: every label line parses, every referenced image exists and decodes.
+"""Check a VIGOR-layout root: every label line parses, every referenced image exists and decodes,
+and the label files hold as many lines as the complete dataset has.
 
     geodistill verify-data --config params.yaml --root data/VIGOR --workers 0
+
+The expected line counts (`known_totals`) are VIGOR's published totals (totals.yaml) for a real
+root, and the per-city panorama counts of its dataset.json for a synthetic world.
 
 Truncated files are the usual failure of a large download. OpenCV returns a partial image for a
 truncated JPEG without complaint, so the JPEG end-of-image marker (FFD9) and the PNG IEND chunk
@@ -8,12 +12,14 @@ are checked explicitly before decoding.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pandas as pd
+import yaml
 
 from geodistill.data.vigor import FormatError, city_dirs, label_path, parse_label_line, pano_path, sat_path
 from geodistill.parallel import fork_map, resolve_workers
@@ -40,6 +46,43 @@ class VerifyReport:
         if len(self.problems) > MAX_LISTED:
             lines.append(f"  and {len(self.problems) - MAX_LISTED} more")
         return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Total:
+    """A complete dataset has `lines` label lines in `file` (train/test/all) summed over `cities`."""
+
+    what: str
+    cities: tuple[str, ...]
+    file: str
+    lines: int
+    source: str
+
+
+def known_totals(root: Path) -> list[Total]:
+    """What a complete `root` holds: a synthetic world's dataset.json (one `all` line per
+    panorama of each city), otherwise VIGOR's published totals."""
+    manifest = Path(root) / "dataset.json"
+    if manifest.is_file():
+        cities = json.loads(manifest.read_text())["cities"]
+        return [Total(f"{name} panoramas", (name,), "all", int(c["panoramas"]), "dataset.json")
+                for name, c in cities.items()]
+    entries = yaml.safe_load((Path(__file__).with_name("totals.yaml")).read_text())["vigor"]
+    return [Total(e["what"], tuple(e["cities"]), e["file"], int(e["lines"]), "VIGOR, REFERENCE.md section 5")
+            for e in entries]
+
+
+def check_totals(counts: pd.DataFrame, totals: list[Total]) -> list[str]:
+    """One problem per total that the label counts (verify_root's table) do not match."""
+    problems = []
+    for t in totals:
+        absent = [c for c in t.cities if c not in counts.index or pd.isna(counts.loc[c, t.file])]
+        have = sum(int(counts.loc[c, t.file]) for c in t.cities if c not in absent)
+        if have != t.lines or absent:
+            gap = f" ({', '.join(absent)}: no {t.file} label file)" if absent else ""
+            problems.append(f"{t.what}: {have:,} label lines in the {t.file} files of {', '.join(t.cities)}, "
+                            f"expected {t.lines:,} ({t.source}){gap}")
+    return problems
 
 
 def check_image(path: Path) -> str | None:
@@ -69,8 +112,9 @@ def check_image(path: Path) -> str | None:
     return "cannot be decoded" if image is None else None
 
 
-def verify_root(root: Path, workers: int = 0) -> VerifyReport:
-    """Parse every city's label files and check every image they reference."""
+def verify_root(root: Path, workers: int = 0, totals: list[Total] = ()) -> VerifyReport:
+    """Parse every city's label files, check every image they reference, and compare the label
+    counts with `totals` (e.g. known_totals(root))."""
     root = Path(root)
     problems: list[str] = []
     counts: dict[str, dict[str, int]] = {}
@@ -101,6 +145,7 @@ def verify_root(root: Path, workers: int = 0) -> VerifyReport:
 
     table = pd.DataFrame.from_dict(counts, orient="index", columns=list(WHICH)).astype("Int64")
     table.index.name = "city"
+    problems += check_totals(table, list(totals))
     paths = sorted(files)
     for path, reason in zip(paths, _check_all(paths, workers)):
         if reason is not None:
