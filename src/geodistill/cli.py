@@ -67,10 +67,15 @@ def _params(config: Path) -> Params:
 
 @contextlib.contextmanager
 def _data_parallel(devices: int):
-    """Run the block as `devices` data-parallel processes: this command is relaunched under
+    """Run the training block as `devices` data-parallel processes: this command is relaunched under
     torchrun (and this process only waits for it), or, inside torchrun, the block runs on this
     rank and the process group is left at the end (distributed.py)."""
+    import os
+
     from geodistill import distributed
+    # cuBLAS is deterministic only with a fixed workspace, set before CUDA starts (training asks for
+    # deterministic algorithms); it changes nothing on CPU.
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     code = distributed.relaunch(devices)
     if code is not None:
         raise typer.Exit(code)
@@ -117,17 +122,23 @@ def index(config: Path = ConfigOpt,
 def verify_data(config: Path = ConfigOpt,
                 root: Path = typer.Option(Path("data/world"), help="VIGOR-layout dataset root"),
                 workers: int = typer.Option(0, help="decoding processes; 0 = one per CPU core"),
-                totals: bool = typer.Option(True, help="compare the label counts with the complete dataset's "
-                                                       "(VIGOR's published totals, or a synthetic world's dataset.json)")):
+                totals: bool = typer.Option(None, help="compare the label counts with the complete dataset's "
+                                                       "(VIGOR's published totals, or a synthetic world's "
+                                                       "dataset.json); default: params data.check_totals"),
+                report: Path = typer.Option(None, help="also write the report to this file (stage verify-data)")):
     """Check that every referenced file exists and decodes and that no label line is missing;
     print counts per city and split."""
     from geodistill.data.verify import known_totals, verify_root
-    _params(config)
+    params = _params(config)
+    totals = params.data.check_totals if totals is None else totals
     if not root.is_dir():
         raise UserError(f"dataset root not found: {root}")
-    report = verify_root(root, workers=workers, totals=known_totals(root) if totals else ())
-    typer.echo(report.format())
-    if report.problems:
+    result = verify_root(root, workers=workers, totals=known_totals(root) if totals else ())
+    typer.echo(result.format())
+    if report is not None:
+        from geodistill.io import write_text
+        write_text(report, f"{root}\n{result.format()}\n")
+    if result.problems:
         raise typer.Exit(1)
 
 
@@ -329,6 +340,39 @@ def download(dataset: str = typer.Argument(..., help="vigor or kitti (a dataset 
     for name, what in result.items():
         typer.echo(f"{name}: {what}")
     typer.echo(f"{dataset} complete in {root}; check it with `geodistill verify-data --root {root}`")
+
+
+@app.command()
+@_friendly
+def preset(name: str = typer.Argument(..., help="a preset of configs/ (vigor, smoke)"),
+           root: Path = typer.Option(None, help="the dataset root (sets data.root; e.g. /data/VIGOR)"),
+           presets: Path = typer.Option(Path("configs"), help="folder of the presets"),
+           out: Path = typer.Option(Path("params.yaml"), help="params file to write")):
+    """Switch the pipeline onto a preset: params.yaml becomes configs/<name>.yaml (validated first),
+    with data.root set to --root. Back to the synthetic default: `git checkout params.yaml`."""
+    import re
+
+    import yaml
+
+    from geodistill.config import parse_params
+    from geodistill.io import write_text
+    source = presets / f"{name}.yaml"
+    if not source.is_file():
+        known = ", ".join(sorted(q.stem for q in presets.glob("*.yaml"))) or "none"
+        raise UserError(f"no preset {name!r}: {source} not found (presets in {presets}: {known})")
+    text = source.read_text()
+    if root is not None:
+        text, n = re.subn(r"(?m)^(data:.*\n(?:[ \t]+.*\n)*?[ \t]+root:[ \t]*)[^#\n]*?([ \t]*(#.*)?)$",
+                          lambda m: f"{m.group(1)}{root}{m.group(2)}", text, count=1)
+        if not n:
+            raise UserError(f"{source}: no `data.root` line to set")
+    params = parse_params(yaml.safe_load(text), str(source))
+    write_text(out, text)
+    typer.echo(f"{out} <- {source} (data.source {params.data.source}, data.root {params.data.root}); "
+               "`dvc repro` now runs this preset; `git checkout params.yaml` goes back")
+    if params.data.source != "synthetic" and not Path(params.data.root).is_dir():
+        typer.echo(f"note: {params.data.root} does not exist yet: unpack the dataset there "
+                   f"(`geodistill download {params.data.source} --root {params.data.root} ...`)")
 
 
 def main() -> None:  # pragma: no cover - console entry

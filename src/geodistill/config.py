@@ -386,7 +386,31 @@ def _merge(base: dict, override: dict) -> dict:
     return out
 
 
+class DataParams(Section):
+    """Which dataset the pipeline runs on. DVC cannot branch on a value, so `generate` names the
+    world(s) the `synth` stage generates: [world] for the synthetic source, [] for a real one."""
+
+    source: Literal["synthetic", "vigor"]
+    root: str = Field(min_length=1, description="the dataset root every stage reads (synthetic: data/world, "
+                                                "written by synth@world; vigor: your copy, e.g. /data/VIGOR)")
+    generate: list[Literal["world"]] = Field(description="[world] for synthetic, [] for a real dataset")
+    check_totals: bool = Field(description="verify-data compares the label counts with the complete "
+                                           "dataset's; false for a deliberately partial copy")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "DataParams":
+        if self.source == "synthetic" and (self.generate != ["world"] or self.root != "data/world"):
+            raise ValueError("the synthetic source needs generate: [world] and root: data/world (the output "
+                             f"of stage synth@world); got generate: {self.generate}, root: {self.root}")
+        if self.source != "synthetic" and (self.generate or self.root.startswith("data/world")):
+            raise ValueError(f"source {self.source!r} is read, not generated: it needs generate: [] and root "
+                             f"pointing at your copy of the dataset (got generate: {self.generate}, "
+                             f"root: {self.root})")
+        return self
+
+
 class Params(Section):
+    data: DataParams
     synth: SynthParams
     index: IndexParams
     bev: BevParams
