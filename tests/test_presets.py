@@ -3,10 +3,14 @@ preset` turns params.yaml onto one, and `data.source` picks the pipeline's first
 editing dvc.yaml."""
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 import yaml
 from typer.testing import CliRunner
@@ -96,3 +100,27 @@ def test_an_incomplete_real_dataset_stops_the_pipeline_at_verify_data(tmp_path):
     assert res.returncode != 0
     assert "expected 52,605" in res.stdout + res.stderr
     assert not (project / "data" / "index.csv").exists()
+
+
+def test_a_vigor_layout_root_runs_through_evaluate_with_exact_ground_truth(tmp_path):
+    """The real-VIGOR path end to end (no dataset.json: 640-px tiles, the corrected metres per
+    pixel of params): verify-data -> index -> render-bev -> orientation -> a tiny g2s_vgg ->
+    evaluate. The evaluated ground-truth pixels are VIGOR's row = 320 + dy, col = 320 - dx."""
+    project = _vigor_project(tmp_path, check_totals=False)
+    _run([sys.executable, "-m", "dvc", "repro", "evaluate@g2s_vgg-cross"], project)
+    fx_lines = (tmp_path / "VIGOR" / "splits__corrected" / "Chicago" / "pano_label_balanced__corrected.txt")
+    expected = {}
+    for line in fx_lines.read_text().split("\n"):
+        if line:
+            name, _, dy, dx = line.split()[:4]
+            expected[name] = (320 + float(dy), 320 - float(dx))
+    table = pd.read_csv(project / "data" / "eval" / "g2s_vgg-cross.csv")
+    assert len(table) == N_TRAIN + N_TEST == len(expected)             # cross-area test: Chicago's whole list
+    names = [Path(p).name for p in table.pano_path]
+    assert sorted(names) == sorted(expected)
+    np.testing.assert_allclose(table[["gt_row", "gt_col"]].to_numpy(), [expected[n] for n in names], rtol=0, atol=1e-9)
+    metrics = json.loads((project / "reports" / "metrics" / "g2s_vgg-cross.json").read_text())
+    assert metrics["2dof"]["n"] == len(table) and set(metrics["2dof"]["per_city"]) == {"Chicago"}
+    mpp = 0.111262                                                       # Chicago, corrected, at 640 px
+    centre = np.hypot(table.gt_row - 320, table.gt_col - 320) * mpp
+    assert metrics["tile_centre"]["mean_m"] == pytest.approx(centre.mean())
