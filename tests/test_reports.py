@@ -19,6 +19,7 @@ from geodistill.config import ConfigError, parse_params
 from geodistill.metrics import localization_report, orientation_metrics
 from geodistill.reports.figures import write_figures
 from geodistill.reports.qualitative import load_teacher_student
+from geodistill.reports.readme import blocks, fill, update_readme
 from geodistill.reports.runs import geodistill_variant
 from geodistill.reports.tables import build_tables, describe_dataset, load_published, write_tables
 from geodistill.training.baseline import build_model
@@ -362,3 +363,15 @@ def test_qualitative_needs_a_checkpoint_with_a_teacher(project):
     torch.save(state, path)
     with pytest.raises(CheckpointError, match="no teacher"):
         load_teacher_student(path)
+
+
+def test_readme_blocks_are_filled_from_the_generated_tables(tmp_path):
+    (tmp_path / "main.md").write_text("| a |\n|---|\n| 1 |\n")
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- table:main -->\nold numbers\n<!-- /table:main -->\nend\n")
+    assert update_readme(readme, tmp_path) == ["main"]
+    assert readme.read_text() == "intro\n<!-- table:main -->\n| a |\n|---|\n| 1 |\n<!-- /table:main -->\nend\n"
+    readme.write_text("<!-- table:claims -->\n<!-- /table:claims -->\n")
+    with pytest.raises(FileNotFoundError, match="table:claims needs .*claims.md"):
+        update_readme(readme, tmp_path)
+

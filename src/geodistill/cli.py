@@ -296,6 +296,18 @@ def tables(config: Path = ConfigOpt,
 
 @app.command()
 @_friendly
+def readme(tables_dir: Path = typer.Option(Path("reports/tables"), "--tables", help="output of the tables stage"),
+           readme_path: Path = typer.Option(Path("README.md"), "--readme", help="file with table blocks")):
+    """Copy generated tables into the README's `<!-- table:NAME -->` blocks (after `dvc repro`)."""
+    from geodistill.reports.readme import update_readme
+    if not readme_path.is_file():
+        raise UserError(f"README not found: {readme_path}")
+    names = update_readme(readme_path, tables_dir)
+    typer.echo(f"{readme_path}: {', '.join(names) or 'no table blocks'} <- {tables_dir}")
+
+
+@app.command()
+@_friendly
 def figures(config: Path = ConfigOpt,
             eval_dir: Path = typer.Option(Path("data/eval"), "--eval", help="the evaluate stages' per-sample CSVs"),
             runs: Path = typer.Option(Path("data"), help="folder holding baselines/, distill/ and orientation/"),

@@ -116,6 +116,7 @@ def training_curves_figure(params: Params, runs_dir: Path, dataset: str) -> Figu
             best = base.loc[base.val_mean_m.idxmin()]
             ax.plot(best.epoch, best.val_mean_m, "k*", markersize=11, label="best baseline epoch")
             name = geodistill_variant(params, method, area)
+            last = base.epoch.max()
             if name:
                 hist = load_history(Path(runs_dir) / "distill" / name / "history.csv",
                                     ("val_student_mean_m", "val_teacher_mean_m"))
@@ -123,9 +124,11 @@ def training_curves_figure(params: Params, runs_dir: Path, dataset: str) -> Figu
                 ax.plot([best.epoch, x.iloc[0]], [best.val_mean_m, hist.val_student_mean_m.iloc[0]], "C0:")
                 ax.plot(x, hist.val_student_mean_m, "C0-o", markersize=3, label="GeoDistill student")
                 ax.plot(x, hist.val_teacher_mean_m, "C1--s", markersize=3, label="GeoDistill teacher")
+                last = x.max()
             ax.set_title(f"{run}", fontsize=10)
-            ax.set_xlabel("epoch (GeoDistill's after the baseline's)")
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.set_xlabel("epoch (GeoDistill's after the baseline's)" if name else "epoch")
+            ax.set_xlim(0.5, last + 0.5)                      # whole epochs, even for a one-epoch run
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
             ax.set_ylabel("validation mean error (m)")
             ax.grid(alpha=0.3)
             ax.legend(fontsize=7)
@@ -149,6 +152,7 @@ def orientation_figure(params: Params, runs_dir: Path, dataset: str) -> Figure:
         ax.set_xlim(-limit, limit)
         ax.set_xlabel("yaw error, true − predicted (degrees, wrapped to (−180, 180])")
         ax.set_ylabel("test panoramas per 1° bin")
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))             # counts
         ax.set_title(f"{area}-area: mean |error| {np.abs(err).mean():.2f}°, median {np.median(np.abs(err)):.2f}°\n"
                      f"n = {len(err)}, {beyond} beyond ±{limit:g}°; {dataset}", fontsize=9)
         ax.grid(alpha=0.3)
