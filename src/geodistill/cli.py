@@ -328,7 +328,9 @@ def figures(config: Path = ConfigOpt,
             out: Path = typer.Option(Path("reports/figures"), help="folder for the PNG figures"),
             index: Path = typer.Option(Path("data/index.csv"), help="sample table, for the qualitative examples"),
             qualitative: bool = typer.Option(True, help="also draw teacher and student heatmaps (loads last.pt)"),
-            dataset: str = typer.Option(None, help="dataset named in the titles (default as for `tables`)")):
+            dataset: str = typer.Option(None, help="dataset named in the titles (default as for `tables`)"),
+            plots: Path = typer.Option(None, help="also write the training curves here, one CSV per run "
+                                                  "(dvc plots)")):
     """The paper's figures (PNG): error CDF, FoV sweep, training curves, orientation error, examples."""
     from geodistill.reports.figures import write_figures
     from geodistill.reports.runs import ReportError
@@ -339,7 +341,7 @@ def figures(config: Path = ConfigOpt,
             raise UserError(f"folder not found: {path}")
     try:
         written = write_figures(params, eval_dir, runs, out, dataset or describe_dataset(params, config),
-                                index if qualitative else None)
+                                index if qualitative else None, plots)
     except ReportError as e:
         raise UserError(str(e)) from None
     typer.echo(f"{len(written)} figures -> {out}: " + ", ".join(p.name for p in written))
