@@ -18,7 +18,7 @@ from conftest import REPO
 def _run(args, cwd):
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
                DVC_NO_ANALYTICS="1")
-    res = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    res = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=1800)
     assert res.returncode == 0, f"{' '.join(args)} failed:\n{res.stdout}\n{res.stderr}"
     return res.stdout
 
