@@ -18,7 +18,7 @@ from conftest import REPO
 def _run(args, cwd):
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
                DVC_NO_ANALYTICS="1")
-    res = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    res = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=1800)
     assert res.returncode == 0, f"{' '.join(args)} failed:\n{res.stdout}\n{res.stderr}"
     return res.stdout
 
@@ -48,6 +48,11 @@ def test_dvc_repro_smoke(tmp_path):
     _check_reports(tmp_path)
     shown = _run(dvc + ["metrics", "show"], tmp_path)
     assert "orientation.json" in shown and "geodistill-g2s_vgg-cross.json" in shown
+    plots = json.loads(_run(dvc + ["plots", "show", "--json"], tmp_path))     # training curves, one per run
+    assert not plots.get("errors")
+    assert {Path(p).stem for p in plots["data"]} == set(runs) - {"geodistill-g2s_vgg-cross", "augment-ccvpe-same"} | {
+        f"{v}-{m}" for v in ("geodistill-g2s_vgg-cross", "augment-ccvpe-same", "fov60_120-g2s_vgg-cross")
+        for m in ("student", "teacher")}
     assert "up to date" in _run(dvc + ["repro"], tmp_path)     # nothing reruns on unchanged params
     assert "up to date" in _run(dvc + ["status"], tmp_path)   # its latency: benchmarks/pipeline_time.py
 

@@ -65,6 +65,13 @@ def _params(config: Path) -> Params:
     return load_params(config)
 
 
+def _placement(params: Params):
+    """Where the stage computes (training/device.py); a device this machine lacks fails here,
+    before any process is started or any data read."""
+    from geodistill.training.device import Placement
+    return Placement.of(params.train)
+
+
 @contextlib.contextmanager
 def _data_parallel(devices: int):
     """Run the training block as `devices` data-parallel processes: this command is relaunched under
@@ -172,8 +179,9 @@ def train_orientation_stage(config: Path = ConfigOpt,
     for path, what in ((index, "sample table"), (bev / "bev.npy", "BEV array")):
         if not path.is_file():
             raise UserError(f"{what} not found: {path}")
+    _placement(params)
     with _data_parallel(params.train.devices):
-        result = train_orientation(index, bev, out, metrics, params.orientation, params.bev)
+        result = train_orientation(index, bev, out, metrics, params.orientation, params.bev, _placement(params))
         for area, m in result.items():
             _main_echo(f"{area}-area test: mean {m['mean_deg']:.2f} deg, median {m['median_deg']:.2f} deg, within "
                        f"5 deg {100 * m['within_5_deg']:.1f}% (uniform guess {m['uniform_guess_mean_deg']:.1f})")
@@ -215,6 +223,7 @@ def train_baseline_stage(config: Path = ConfigOpt,
         raise UserError(f"--area must be same or cross, got {area!r}")
     if not index.is_file():
         raise UserError(f"sample table not found: {index}")
+    _placement(params)
     with _data_parallel(params.train.devices):
         result = train_baseline(index, out, method, area, params)
         _main_echo(f"{method}-{area}: best validation mean error {result['best_val_mean_m']:.2f} m -> {out}")
@@ -232,6 +241,7 @@ def distill_stage(config: Path = ConfigOpt,
     params = _params(config)
     if not index.is_file():
         raise UserError(f"sample table not found: {index}")
+    _placement(params)
     with _data_parallel(params.train.devices):
         result = train_distill(index, baselines, out, variant, params)
         _main_echo(f"{variant}: best validation mean error {result['best_val_mean_m']:.2f} m -> {out}")
@@ -239,7 +249,9 @@ def distill_stage(config: Path = ConfigOpt,
 
 @app.command()
 @_friendly
-def evaluate(checkpoint: Path = typer.Option(..., help="best.pt of a train-baseline run"),
+def evaluate(config: Path = typer.Option(None, "--config", "-c", help="params file: its train.device, "
+                                         "precision and channels_last (default: CPU, fp32)"),
+             checkpoint: Path = typer.Option(..., help="best.pt of a train-baseline run"),
              index: Path = typer.Option(Path("data/index.csv"), help="sample table"),
              orientation: Path = typer.Option(..., help="test_predictions.csv of train-orientation, same area"),
              predictions: Path = typer.Option(..., help="per-sample CSV to write"),
@@ -249,7 +261,9 @@ def evaluate(checkpoint: Path = typer.Option(..., help="best.pt of a train-basel
     for path, what in ((index, "sample table"), (orientation, "orientation predictions")):
         if not path.is_file():
             raise UserError(f"{what} not found: {path}")
-    m = run(checkpoint, index, orientation, predictions, metrics)
+    from geodistill.training.device import Placement
+    place = Placement.cpu() if config is None else _placement(_params(config))
+    m = run(checkpoint, index, orientation, predictions, metrics, place)
     for k in [k for k in ("2dof", "3dof", "3dof_own", "tile_centre") if k in m]:
         typer.echo(f"{m['method']}-{m['area']} {k}: mean {m[k]['mean_m']:.2f} m, median {m[k]['median_m']:.2f} m, "
                    f"within 1/3/5 m {100 * m[k]['within_1_m']:.1f}/{100 * m[k]['within_3_m']:.1f}/"
@@ -314,7 +328,9 @@ def figures(config: Path = ConfigOpt,
             out: Path = typer.Option(Path("reports/figures"), help="folder for the PNG figures"),
             index: Path = typer.Option(Path("data/index.csv"), help="sample table, for the qualitative examples"),
             qualitative: bool = typer.Option(True, help="also draw teacher and student heatmaps (loads last.pt)"),
-            dataset: str = typer.Option(None, help="dataset named in the titles (default as for `tables`)")):
+            dataset: str = typer.Option(None, help="dataset named in the titles (default as for `tables`)"),
+            plots: Path = typer.Option(None, help="also write the training curves here, one CSV per run "
+                                                  "(dvc plots)")):
     """The paper's figures (PNG): error CDF, FoV sweep, training curves, orientation error, examples."""
     from geodistill.reports.figures import write_figures
     from geodistill.reports.runs import ReportError
@@ -325,7 +341,7 @@ def figures(config: Path = ConfigOpt,
             raise UserError(f"folder not found: {path}")
     try:
         written = write_figures(params, eval_dir, runs, out, dataset or describe_dataset(params, config),
-                                index if qualitative else None)
+                                index if qualitative else None, plots)
     except ReportError as e:
         raise UserError(str(e)) from None
     typer.echo(f"{len(written)} figures -> {out}: " + ", ".join(p.name for p in written))

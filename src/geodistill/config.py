@@ -279,12 +279,17 @@ class BaselineRun(Section):
 
 
 class TrainParams(Section):
-    """Shared by every localization training stage (baselines, distillation)."""
+    """Shared by every training stage (orientation, baselines, distillation); device, precision
+    and memory format also by `evaluate`."""
 
     seed: int = Field(ge=0)
     threads: int = Field(ge=0, description="torch CPU threads; 0 = torch's default")
-    devices: int = Field(ge=1, description="data-parallel training processes under torchrun (gloo; "
-                                           "training runs on CPU); 1 = one process, no torchrun")
+    devices: int = Field(ge=1, description="data-parallel training processes under torchrun (NCCL on "
+                                           "CUDA, gloo on CPU); 1 = one process, no torchrun")
+    device: Literal["cpu", "cuda", "auto"] = Field(description="where training and evaluation compute: "
+                                                   "cuda = this rank's GPU (LOCAL_RANK), auto = cuda if present")
+    precision: Literal["fp32", "bf16"] = Field(description="bf16 = autocast matmuls and convolutions to bfloat16")
+    channels_last: bool = Field(description="NHWC memory format for the convolutions (faster on tensor cores)")
 
 
 class FovOcclusion(Section):

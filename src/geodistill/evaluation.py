@@ -25,6 +25,7 @@ import pandas as pd
 from geodistill.io import atomic_file, write_text
 from geodistill.metrics import localization_report, orientation_metrics
 from geodistill.training.baseline import load_checkpoint, predict
+from geodistill.training.device import Placement
 from geodistill.training.samples import LocalizationSamples
 
 
@@ -41,8 +42,10 @@ def residual_turns(test: pd.DataFrame, orientation_csv: Path) -> tuple[np.ndarra
 
 
 def evaluate(checkpoint: Path, index_path: Path, orientation_csv: Path, predictions: Path,
-             metrics_path: Path) -> dict:
+             metrics_path: Path, place: Placement = Placement.cpu()) -> dict:
+    """Write the per-sample predictions CSV and the metrics JSON of `checkpoint`; returns the metrics."""
     model, state = load_checkpoint(checkpoint)
+    model = place.model(model)
     p, area = state["method_params"], state["area"]
     index = pd.read_csv(index_path)
     test = index[(index.area == area) & (index.split == "test")].reset_index(drop=True)
@@ -50,8 +53,8 @@ def evaluate(checkpoint: Path, index_path: Path, orientation_csv: Path, predicti
         raise ValueError(f"{index_path}: no {area}-area test samples")
     turns, true_yaw, orient = residual_turns(test, orientation_csv)
     data = LocalizationSamples(test, p["pano_size"], p["sat_size"], desc=f"{state['method']}-{area} test")
-    known = predict(model, data, p["batch_size"])
-    unknown = predict(model, data, p["batch_size"], roll_deg=turns)
+    known = predict(model, data, p["batch_size"], place=place)
+    unknown = predict(model, data, p["batch_size"], roll_deg=turns, place=place)
     centre = np.hypot(test.gt_row - test.sat_size / 2, test.gt_col - test.sat_size / 2) * test.mpp
     table = known.assign(error_3dof_m=unknown.error_m, pred_row_3dof=unknown.pred_row,
                          pred_col_3dof=unknown.pred_col, yaw_residual_deg=turns, error_centre_m=centre)
@@ -60,7 +63,7 @@ def evaluate(checkpoint: Path, index_path: Path, orientation_csv: Path, predicti
                "3dof": {**localization_report(table, "error_3dof_m"), "orientation": orient},
                "tile_centre": localization_report(table, "error_centre_m"), "headline_3dof": "3dof"}
     if "pred_yaw_deg" in known:
-        own = predict(model, data, p["batch_size"], roll_deg=true_yaw)
+        own = predict(model, data, p["batch_size"], roll_deg=true_yaw, place=place)
         table = table.assign(error_3dof_own_m=own.error_m, true_yaw_deg=true_yaw, pred_yaw_own_deg=own.pred_yaw_deg)
         metrics["3dof_own"] = {**localization_report(table, "error_3dof_own_m"),
                                "orientation": orientation_metrics(own.pred_yaw_deg, true_yaw)}

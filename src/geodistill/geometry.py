@@ -316,8 +316,11 @@ def sample_bev(feat: torch.Tensor, size: int, mpp: float, cam_h: float, yaw_deg=
     padded = torch.cat([feat[..., -1:], feat, feat[..., :1]], dim=-1)    # (B, C, H, W + 2)
     if isinstance(yaw_deg, torch.Tensor) and yaw_deg.dim() == 0:
         yaw_deg = float(yaw_deg)
-    pix = _bev_pixels(size, mpp, cam_h, W, H, yaw_deg).to(device=feat.device, dtype=feat.dtype)
+    # coordinates stay float32 under bf16 autocast (bf16 steps are 4 px at 640 px)
+    work = torch.float32 if feat.dtype in (torch.float16, torch.bfloat16) else feat.dtype
+    pix = _bev_pixels(size, mpp, cam_h, W, H, yaw_deg).to(device=feat.device, dtype=work)
     scale = pix.new_tensor([W + 2, H])
     grid = (2 * (pix + pix.new_tensor([1.0, 0.0])) + 1) / scale - 1     # (S, S, 2) or (B, S, S, 2)
     grid = grid.expand(B, size, size, 2)
-    return F.grid_sample(padded, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    out = F.grid_sample(padded.to(work), grid, mode="bilinear", padding_mode="border", align_corners=False)
+    return out.to(feat.dtype)

@@ -146,10 +146,11 @@ def occlude(p: Occlusion, pano: torch.Tensor, rng: np.random.Generator,
     sample gets the draws it gets in one process."""
     B, H, W, _ = pano.shape
     if isinstance(p, FovOcclusion):
-        columns = fov_batch(rng, B, W, *p.fov_deg)[0][rows]                # (b, W)
+        columns = fov_batch(rng, B, W, *p.fov_deg)[0][rows].to(pano.device)   # (b, W)
         return pano[rows] * columns[:, None, :, None].to(pano.dtype), columns
     if isinstance(p, RandomPatchOcclusion):
-        mask = torch.from_numpy(np.stack([random_patch_mask(rng, H, W, p.block_px, p.ratio) for _ in range(B)]))[rows]
+        masks = np.stack([random_patch_mask(rng, H, W, p.block_px, p.ratio) for _ in range(B)])
+        mask = torch.from_numpy(masks)[rows].to(pano.device)                    # (b, H, W)
     elif isinstance(p, MaxActivationOcclusion):
         if ground_features is None:
             raise ValueError("max_activation occlusion needs the teacher's ground features")

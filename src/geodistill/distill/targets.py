@@ -46,7 +46,7 @@ def unimodal(scores: torch.Tensor, sigma_cells: float) -> torch.Tensor:
     dc = (cols[None, :] - (cell % w)[:, None]).square()                 # (B, w)
     g = torch.exp(-(dr[:, :, None] + dc[:, None, :]) / (2 * sigma_cells ** 2))   # (B, h, w)
     out = scores.new_zeros(B, scores[0].numel() // (h * w), h, w)
-    out[torch.arange(B), plane] = g / g.sum((1, 2), keepdim=True)
+    out[torch.arange(B, device=scores.device), plane] = g / g.sum((1, 2), keepdim=True)
     return out.view_as(scores)
 
 

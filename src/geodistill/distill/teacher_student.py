@@ -33,8 +33,10 @@ from geodistill.distill.targets import distill_loss
 from geodistill.io import atomic_file
 from geodistill.metrics import localization_metrics
 from geodistill.models.localizer import Batch
-from geodistill.training.baseline import load_checkpoint, load_splits, training_batches, validation_errors
+from geodistill.training.baseline import (RESUMABLE_ACROSS, load_checkpoint, load_splits, training_batches,
+                                         validation_errors)
 from geodistill.training.checkpoint import CheckpointError, Checkpointer, file_digest
+from geodistill.training.device import Placement
 from geodistill.training.step import memory_hint, optimizer_step, prepare, world_rows
 
 log = logging.getLogger(__name__)
@@ -82,15 +84,16 @@ def train_distill(index_path: Path, baselines: Path, out: Path, name: str, param
     if t.threads:
         torch.set_num_threads(t.threads)
     torch.use_deterministic_algorithms(True)
-    world = distributed.join()
+    place = Placement.of(t)
+    world = distributed.join(place.device.type)
     splits = load_splits(index_path, v.area, p, f"{name}")
     val_shard = splits["val"].subset(world.shard(len(splits["val"])))
-    student = prepare(student, world)
+    student = prepare(place.model(student), world)
     teacher = make_teacher(student)
     trainable = [q for q in student.parameters() if q.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=v.lr, weight_decay=v.weight_decay)
     epochs = max(1, round(v.epochs_factor * p.epochs))
-    key = {"variant": v.model_dump(), "train": t.model_dump(exclude={"devices"}), "baseline": file_digest(start),
+    key = {"variant": v.model_dump(), "train": t.model_dump(exclude=RESUMABLE_ACROSS), "baseline": file_digest(start),
            "index": file_digest(index_path)}
     ckpt = Checkpointer(out, key)
     history, first_epoch, best = [], 0, float("inf")
@@ -115,7 +118,8 @@ def train_distill(index_path: Path, baselines: Path, out: Path, name: str, param
                 rows, share = world_rows(len(batch.pano), world)
                 if not share:
                     continue
-                loss = variant_loss(v, student, teacher, batch, occlusion_rng, rows)
+                with place.autocast():
+                    loss = variant_loss(v, student, teacher, place.batch(batch), occlusion_rng, rows).float()
                 total += optimizer_step(loss, share, optimizer, trainable, v.grad_clip, where, ckpt) * len(batch.pano)
                 seen += len(batch.pano)
                 if v.ema_every == "step":
@@ -123,7 +127,7 @@ def train_distill(index_path: Path, baselines: Path, out: Path, name: str, param
         if v.ema_every == "epoch":
             ema_update(teacher, student, v.ema_alpha)
         models = {"student": student, "teacher": teacher}
-        val = {k: localization_metrics(validation_errors(m, val_shard, p.batch_size)) for k, m in models.items()}
+        val = {k: localization_metrics(validation_errors(m, val_shard, p.batch_size, place)) for k, m in models.items()}
         history.append({"epoch": epoch + 1, "train_loss": total / max(seen, 1),
                         **{f"val_{k}_{s}_m": val[k][f"{s}_m"] for k in models for s in ("mean", "median")},
                         "seconds": time.perf_counter() - t0})

@@ -196,7 +196,7 @@ class CCVPE(nn.Module):
         peak = locate(out.heatmap)                                         # (B, 2) input px
         S = sat.shape[1]
         r, c = peak.round().long().clamp(0, S - 1).unbind(1)
-        b = torch.arange(len(peak))
+        b = torch.arange(len(peak), device=peak.device)
         cos, sin = out.orientation[b, 0, r, c], out.orientation[b, 1, r, c]
         yaw = torch.rad2deg(torch.atan2(sin, cos))
         return Prediction(pixel=peak, yaw_deg=yaw, heatmap=out.heatmap, extent=(-0.5, -0.5, S - 0.5, S - 0.5))

@@ -14,6 +14,9 @@
   to (-180, 180] (<runs>/orientation/<area>/test_predictions.csv);
 - qualitative-<method>.png (with `index`): teacher and student heatmaps of the cross-area
   GeoDistill run (reports/qualitative.py).
+With `plots`, the training curves also go there as one CSV per curve (epoch, val_mean_m): every
+baseline run, and every distillation variant's student and teacher at the epochs after its
+baseline's, for `dvc plots show` / `dvc plots diff`.
 Rows come from params as for the tables (reports/runs.py); a missing input raises FileNotFoundError.
 """
 from __future__ import annotations
@@ -159,10 +162,46 @@ def orientation_figure(params: Params, runs_dir: Path, dataset: str) -> Figure:
     return fig
 
 
-def write_figures(params: Params, eval_dir: Path, runs_dir: Path, out_dir: Path, dataset: str,
-                  index: Path | None = None) -> list[Path]:
-    """Every figure into out_dir (PNG, written atomically); the qualitative ones only with `index`."""
+def training_curves(params: Params, runs_dir: Path) -> dict[str, pd.DataFrame]:
+    """Curve name -> (epoch, val_mean_m): each baseline run, then each distillation variant's
+    student and teacher, numbered after its baseline's epochs."""
+    runs_dir = Path(runs_dir)
+    curves, last_epoch = {}, {}
+    for run in params.runs:
+        base = load_history(runs_dir / "baselines" / run / "history.csv", ("val_mean_m",))
+        curves[run] = base[["epoch", "val_mean_m"]].reset_index(drop=True)
+        last_epoch[run] = int(base.epoch.max())
+    for name, v in params.distill.variants.items():
+        base_run = baseline_run(v.method, v.area)
+        hist = load_history(runs_dir / "distill" / name / "history.csv", ("val_student_mean_m", "val_teacher_mean_m"))
+        for model in ("student", "teacher"):
+            curves[f"{name}-{model}"] = pd.DataFrame({"epoch": last_epoch.get(base_run, 0) + hist.epoch.to_numpy(),
+                                                      "val_mean_m": hist[f"val_{model}_mean_m"].to_numpy()})
+    return curves
+
+
+def write_curves(curves: dict[str, pd.DataFrame], out_dir: Path) -> list[Path]:
+    """One CSV per curve into out_dir (replacing what was there), written atomically."""
     out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in out_dir.glob("*.csv"):
+        if stale.stem not in curves:
+            stale.unlink()
+    written = []
+    for name, table in curves.items():
+        with atomic_file(out_dir / f"{name}.csv") as tmp:
+            table.to_csv(tmp, index=False)
+        written.append(out_dir / f"{name}.csv")
+    return written
+
+
+def write_figures(params: Params, eval_dir: Path, runs_dir: Path, out_dir: Path, dataset: str,
+                  index: Path | None = None, plots: Path | None = None) -> list[Path]:
+    """Every figure into out_dir (PNG, written atomically); the qualitative ones only with `index`;
+    the training curves as CSVs into `plots` when given."""
+    out_dir = Path(out_dir)
+    if plots is not None:
+        write_curves(training_curves(params, runs_dir), plots)
     written = [save(error_cdf_figure(params, eval_dir, dataset), out_dir / "error_cdf.png"),
                save(fov_sweep_figure(params, eval_dir, dataset), out_dir / "fov_sweep.png"),
                save(training_curves_figure(params, runs_dir, dataset), out_dir / "training_curves.png"),

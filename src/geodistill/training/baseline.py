@@ -35,10 +35,14 @@ from geodistill.metrics import localization_metrics
 from geodistill.models.localizer import Batch, build_localizer, predict_tile_pixels
 from geodistill.training.augment import augment_batch
 from geodistill.training.checkpoint import CheckpointError, Checkpointer, file_digest
+from geodistill.training.device import Placement
 from geodistill.training.samples import LocalizationSamples, tile_disjoint_batches
 from geodistill.training.step import memory_hint, optimizer_step, prepare, world_rows
 
 log = logging.getLogger(__name__)
+# train params a checkpoint may be resumed under (how many processes, which device): the rest
+# changes the numbers, so a last.pt made under other values is not resumed
+RESUMABLE_ACROSS = {"devices", "device"}
 
 
 def build_model(p: BaselineParams, camera_height_m: float, seed: int) -> torch.nn.Module:
@@ -71,19 +75,21 @@ def load_checkpoint(path: Path, method: str | None = None) -> tuple[torch.nn.Mod
     return model.eval(), state
 
 
-def predict(model: torch.nn.Module, data: LocalizationSamples, batch_size: int, roll_deg=None) -> pd.DataFrame:
+def predict(model: torch.nn.Module, data: LocalizationSamples, batch_size: int, roll_deg=None,
+            place: Placement = Placement.cpu()) -> pd.DataFrame:
     """Per-sample predicted tile pixel and error in metres, and the predicted yaw for methods that
-    have one (roll_deg: optional (N,) panorama turns)."""
+    have one (roll_deg: optional (N,) panorama turns). The model must already be on `place`."""
     model.eval()
     pixels, yaws = [], []
     for start in tqdm(range(0, len(data), batch_size), desc=f"{data.desc}: predict", leave=False, disable=None):
         idx = np.arange(start, min(start + batch_size, len(data)))
         pano, sat, mpp = data.batch(idx, None if roll_deg is None else roll_deg[idx])
         tile_px = torch.from_numpy(data.rows.sat_size.to_numpy()[idx])
-        pixel, out = predict_tile_pixels(model, pano, sat, mpp, tile_px)
-        pixels.append(pixel.numpy())
+        with place.autocast():
+            pixel, out = predict_tile_pixels(model, *map(place.tensor, (pano, sat, mpp, tile_px)))
+        pixels.append(pixel.float().cpu().numpy())
         if out.yaw_deg is not None:
-            yaws.append(out.yaw_deg.numpy())
+            yaws.append(out.yaw_deg.float().cpu().numpy())
     pred = np.concatenate(pixels) if pixels else np.zeros((0, 2))
     truth = data.rows[["gt_row", "gt_col"]].to_numpy()
     error = np.hypot(*(pred - truth).T) * data.rows.mpp.to_numpy()
@@ -120,9 +126,11 @@ def training_batches(data: LocalizationSamples, p: BaselineParams, seed: int, ep
         yield augment_batch(batch, p.augment, augment_rng)
 
 
-def validation_errors(model: torch.nn.Module, shard: LocalizationSamples, batch_size: int) -> np.ndarray:
+def validation_errors(model: torch.nn.Module, shard: LocalizationSamples, batch_size: int,
+                      place: Placement) -> np.ndarray:
     """(N,) metres: the errors of every rank's shard of the validation split, in order."""
-    return np.concatenate(distributed.gather_objects(predict(model, shard, batch_size).error_m.to_numpy()))
+    errors = predict(model, shard, batch_size, place=place).error_m.to_numpy()
+    return np.concatenate(distributed.gather_objects(errors))
 
 
 def train_baseline(index_path: Path, out: Path, method: str, area: str, params: Params) -> dict:
@@ -133,13 +141,14 @@ def train_baseline(index_path: Path, out: Path, method: str, area: str, params: 
     if t.threads:
         torch.set_num_threads(t.threads)
     torch.use_deterministic_algorithms(True)
-    world = distributed.join()
+    place = Placement.of(t)
+    world = distributed.join(place.device.type)
     splits = load_splits(index_path, area, p, f"{method}-{area}")
     val_shard = splits["val"].subset(world.shard(len(splits["val"])))
-    model = prepare(build_model(p, params.bev.camera_height_m, t.seed), world)
+    model = prepare(place.model(build_model(p, params.bev.camera_height_m, t.seed)), world)
     trainable = [q for q in model.parameters() if q.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=p.lr, weight_decay=p.weight_decay)
-    key = {"method": method, "area": area, "baseline": p.model_dump(), "train": t.model_dump(exclude={"devices"}),
+    key = {"method": method, "area": area, "baseline": p.model_dump(), "train": t.model_dump(exclude=RESUMABLE_ACROSS),
            "camera_height_m": params.bev.camera_height_m, "index": file_digest(index_path)}
     ckpt = Checkpointer(out, key)
     history, start_epoch, best = [], 0, float("inf")
@@ -163,10 +172,11 @@ def train_baseline(index_path: Path, out: Path, method: str, area: str, params: 
                 rows, share = world_rows(len(batch.pano), world)
                 if not share:
                     continue
-                loss = model.loss(batch.rows(rows))
+                with place.autocast():
+                    loss = model.loss(place.batch(batch.rows(rows))).float()
                 total += optimizer_step(loss, share, optimizer, trainable, p.grad_clip, where, ckpt) * len(batch.pano)
                 seen += len(batch.pano)
-        val = localization_metrics(validation_errors(model, val_shard, p.batch_size))
+        val = localization_metrics(validation_errors(model, val_shard, p.batch_size, place))
         history.append({"epoch": epoch + 1, "train_loss": total / max(seen, 1), "val_mean_m": val["mean_m"],
                         "val_median_m": val["median_m"], "seconds": time.perf_counter() - t0})
         improved, best = val["mean_m"] < best, min(best, val["mean_m"])

@@ -36,6 +36,7 @@ from geodistill.metrics import orientation_metrics
 from geodistill.models.angles import AngleBins
 from geodistill.models.orientation import build_orientation_net
 from geodistill.training.checkpoint import Checkpointer
+from geodistill.training.device import Placement
 from geodistill.training.step import memory_hint, optimizer_step, prepare, world_rows
 
 log = logging.getLogger(__name__)
@@ -115,7 +116,8 @@ def fixed_yaws(n: int, seed: int, stream: int, range_deg: float) -> np.ndarray:
 
 
 @torch.no_grad()
-def predict(model: torch.nn.Module, data: Samples, yaws: np.ndarray, bins: AngleBins, batch_size: int) -> np.ndarray:
+def predict(model: torch.nn.Module, data: Samples, yaws: np.ndarray, bins: AngleBins, batch_size: int,
+            place: Placement = Placement.cpu()) -> np.ndarray:
     """(N,) predicted yaws of every sample; data-parallel, each rank predicts its share."""
     model.eval()
     rows = distributed.world().shard(len(data))
@@ -123,12 +125,14 @@ def predict(model: torch.nn.Module, data: Samples, yaws: np.ndarray, bins: Angle
     for start in range(rows.start, rows.stop, batch_size):
         idx = np.arange(start, min(start + batch_size, rows.stop))
         sat, bev = data.batch(idx, yaws[idx])
-        out.append(bins.decode(model(sat, bev)).numpy())
+        with place.autocast():
+            logits = model(place.tensor(sat), place.tensor(bev))
+        out.append(bins.decode(logits.float().cpu()).numpy())
     return np.concatenate(distributed.gather_objects(np.concatenate(out)))
 
 
 def train_area(area: str, index: pd.DataFrame, bev: np.ndarray, bev_row: dict, p: OrientationParams,
-               bev_params: BevParams, folder: Path) -> dict:
+               bev_params: BevParams, folder: Path, place: Placement) -> dict:
     """Train on the area's train split, select on val, evaluate on test; returns test metrics.
     Data-parallel, only rank 0 writes (checkpoints, CSVs)."""
     views = Views.of(p, bev_params)
@@ -140,14 +144,16 @@ def train_area(area: str, index: pd.DataFrame, bev: np.ndarray, bev_row: dict, p
     bins = AngleBins(p.range_deg, p.bins, p.label_sigma_bins)
     world = distributed.world()
     torch.manual_seed(p.seed)
-    model = prepare(build_orientation_net(p, views.bev_px), world)
+    model = prepare(place.model(build_orientation_net(p, views.bev_px)), world)
     optimizer = torch.optim.AdamW(model.parameters(), lr=p.lr, weight_decay=p.weight_decay)
     n_train = len(splits["train"]) if p.max_train_samples == 0 else min(p.max_train_samples, len(splits["train"]))
     steps = -(-n_train // p.batch_size)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=p.epochs * steps)
     samples = "\n".join(f"{s}:{path}" for s in ("train", "val") for path in splits[s].rows.pano_path)
     ckpt = Checkpointer(folder, {"area": area, "orientation": p.model_dump(), "bev": bev_params.model_dump(),
-                                 "samples": hashlib.sha256(samples.encode()).hexdigest()})
+                                 "samples": hashlib.sha256(samples.encode()).hexdigest(),
+                                 **({"bf16": True} if place.bf16 else {}),
+                                 **({"channels_last": True} if place.channels_last else {})})
     val_yaws = fixed_yaws(len(splits["val"]), p.seed, VAL_STREAM, p.range_deg)
     history, start_epoch, best = [], 0, float("inf")
     state = ckpt.load("last")
@@ -173,12 +179,14 @@ def train_area(area: str, index: pd.DataFrame, bev: np.ndarray, bev_row: dict, p
                 if not share:
                     continue
                 sat, bev_img = splits["train"].batch(idx[rows], yaw[rows])
-                logits = model(sat, bev_img)
-                loss = -(bins.soft_labels(torch.from_numpy(yaw[rows])) * logits.log_softmax(dim=1)).sum(dim=1).mean()
+                labels = place.tensor(bins.soft_labels(torch.from_numpy(yaw[rows])))        # (b, bins)
+                with place.autocast():
+                    logits = model(place.tensor(sat), place.tensor(bev_img)).float()
+                loss = -(labels * logits.log_softmax(dim=1)).sum(dim=1).mean()
                 total += optimizer_step(loss, share, optimizer, list(model.parameters()), p.grad_clip,
                                         f"{where}, step {s}", ckpt) * len(idx)
                 scheduler.step()
-        val = orientation_metrics(predict(model, splits["val"], val_yaws, bins, p.batch_size), val_yaws)
+        val = orientation_metrics(predict(model, splits["val"], val_yaws, bins, p.batch_size, place), val_yaws)
         history.append({"epoch": epoch + 1, "train_loss": total / n_train, "val_mean_deg": val["mean_deg"],
                         "val_median_deg": val["median_deg"], "lr": scheduler.get_last_lr()[0],
                         "seconds": time.perf_counter() - t0})
@@ -198,7 +206,7 @@ def train_area(area: str, index: pd.DataFrame, bev: np.ndarray, bev_row: dict, p
     model.load_state_dict(best_state["model"])
     test = splits["test"]
     test_yaws = fixed_yaws(len(test), p.seed, TEST_STREAM, p.range_deg)
-    pred = predict(model, test, test_yaws, bins, p.batch_size)
+    pred = predict(model, test, test_yaws, bins, p.batch_size, place)
     if world.is_main:
         _write_csv(pd.DataFrame({"pano_path": test.rows.pano_path, "true_yaw_deg": test_yaws, "pred_yaw_deg": pred}),
                    folder / "test_predictions.csv")
@@ -213,15 +221,15 @@ def _write_csv(table: pd.DataFrame, path: Path) -> None:
 
 
 def train_orientation(index_path: Path, bev_dir: Path, out: Path, metrics_path: Path, p: OrientationParams,
-                      bev_params: BevParams) -> dict:
+                      bev_params: BevParams, place: Placement = Placement.cpu()) -> dict:
     from geodistill.data.bev import load_bev
     if p.threads:
         torch.set_num_threads(p.threads)
     torch.use_deterministic_algorithms(True)
-    world = distributed.join()
+    world = distributed.join(place.device.type)
     index = pd.read_csv(index_path)
     bev, bev_row = load_bev(bev_dir)
-    metrics = {area: train_area(area, index, bev, bev_row, p, bev_params, out / area) for area in p.areas}
+    metrics = {area: train_area(area, index, bev, bev_row, p, bev_params, out / area, place) for area in p.areas}
     if world.is_main:
         write_text(metrics_path, json.dumps(metrics, indent=2) + "\n")
     return metrics
