@@ -73,6 +73,7 @@ def _orientation_csv(index_csv, out, area):
     return out
 
 
+@pytest.mark.slow
 def test_bf16_channels_last_trains_distills_and_evaluates_on_cpu(smoke_world, smoke_params, tmp_path):
     root = smoke_world
     fp32 = baseline.train_baseline(root / "index.csv", tmp_path / "fp32", "g2s_vgg", "cross", smoke_params)

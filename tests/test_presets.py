@@ -102,6 +102,7 @@ def test_an_incomplete_real_dataset_stops_the_pipeline_at_verify_data(tmp_path):
     assert not (project / "data" / "index.csv").exists()
 
 
+@pytest.mark.slow
 def test_a_vigor_layout_root_runs_through_evaluate_with_exact_ground_truth(tmp_path):
     """The real-VIGOR path end to end (no dataset.json: 640-px tiles, the corrected metres per
     pixel of params): verify-data -> index -> render-bev -> orientation -> a tiny g2s_vgg ->
