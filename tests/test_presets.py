@@ -52,7 +52,7 @@ def test_preset_writes_a_validated_params_file_with_the_root(tmp_path):
     assert "# VIGOR preset" in out.read_text()                        # comments kept
     assert "does not exist yet" in res.output
     res = CliRunner().invoke(app, ["preset", "kitti", "--presets", str(REPO / "configs"), "--out", str(out)])
-    assert res.exit_code == 2 and "no preset 'kitti'" in res.output and "smoke, vigor" in res.output
+    assert res.exit_code == 2 and "no preset 'kitti'" in res.output and "smoke, synthetic-large, vigor" in res.output
 
 
 @pytest.mark.parametrize("data, message", [

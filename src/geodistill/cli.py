@@ -249,8 +249,9 @@ def distill_stage(config: Path = ConfigOpt,
 
 @app.command()
 @_friendly
-def evaluate(config: Path = typer.Option(None, "--config", "-c", help="params file: its train.device, "
-                                         "precision and channels_last (default: CPU, fp32)"),
+def evaluate(config: Path = typer.Option(None, "--config", "-c", help="params file: its `evaluate` test "
+                                         "subset and train.device, precision and channels_last (default: "
+                                         "the whole test split, CPU, fp32)"),
              checkpoint: Path = typer.Option(..., help="best.pt of a train-baseline run"),
              index: Path = typer.Option(Path("data/index.csv"), help="sample table"),
              orientation: Path = typer.Option(..., help="test_predictions.csv of train-orientation, same area"),
@@ -262,8 +263,12 @@ def evaluate(config: Path = typer.Option(None, "--config", "-c", help="params fi
         if not path.is_file():
             raise UserError(f"{what} not found: {path}")
     from geodistill.training.device import Placement
-    place = Placement.cpu() if config is None else _placement(_params(config))
-    m = run(checkpoint, index, orientation, predictions, metrics, place)
+    if config is None:
+        m = run(checkpoint, index, orientation, predictions, metrics)
+    else:
+        params = _params(config)
+        m = run(checkpoint, index, orientation, predictions, metrics, _placement(params),
+                params.evaluate.max_samples, params.evaluate.seed)
     for k in [k for k in ("2dof", "3dof", "3dof_own", "tile_centre") if k in m]:
         typer.echo(f"{m['method']}-{m['area']} {k}: mean {m[k]['mean_m']:.2f} m, median {m[k]['median_m']:.2f} m, "
                    f"within 1/3/5 m {100 * m[k]['within_1_m']:.1f}/{100 * m[k]['within_3_m']:.1f}/"
@@ -372,7 +377,7 @@ def download(dataset: str = typer.Argument(..., help="vigor or kitti (a dataset 
 
 @app.command()
 @_friendly
-def preset(name: str = typer.Argument(..., help="a preset of configs/ (vigor, smoke)"),
+def preset(name: str = typer.Argument(..., help="a preset of configs/ (vigor, synthetic-large, smoke)"),
            root: Path = typer.Option(None, help="the dataset root (sets data.root; e.g. /data/VIGOR)"),
            presets: Path = typer.Option(Path("configs"), help="folder of the presets"),
            out: Path = typer.Option(Path("params.yaml"), help="params file to write")):

@@ -292,6 +292,14 @@ class TrainParams(Section):
     channels_last: bool = Field(description="NHWC memory format for the convolutions (faster on tensor cores)")
 
 
+class EvaluateParams(Section):
+    """The test metrics of every run (stages evaluate@, evaluate-distill@)."""
+
+    max_samples: int = Field(ge=0, description="a seeded subset of each area's test split, the same for "
+                                               "every run (so runs compare sample by sample); 0 = all")
+    seed: int = Field(ge=0)
+
+
 class FovOcclusion(Section):
     """A contiguous kept field of view, the rest of the panorama's columns zeroed (GeoDistill)."""
 
@@ -353,6 +361,7 @@ class DistillVariant(Section):
     ema_alpha: float = Field(ge=0, lt=1, description="teacher <- alpha teacher + (1 - alpha) student")
     ema_every: Literal["epoch", "step"] = Field(description="the authors' code: epoch; the paper reads: step")
     epochs_factor: float = Field(gt=0, description="epochs = this x the baseline's epochs (rounded, at least 1)")
+    max_train_samples: int = Field(ge=0, description="cap on training samples per epoch; 0 = the baseline's")
     lr: float = Field(gt=0)
     weight_decay: float = Field(ge=0)
     grad_clip: float = Field(gt=0)
@@ -421,6 +430,7 @@ class Params(Section):
     bev: BevParams
     orientation: OrientationParams
     train: TrainParams
+    evaluate: EvaluateParams
     baselines: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")], BaselineParams] = Field(
         description="localization methods by name (g2s_vgg, g2s_dino, ccvpe, ...)")
     runs: dict[str, BaselineRun] = Field(description="the baseline runs dvc.yaml trains and evaluates")

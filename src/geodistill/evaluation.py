@@ -10,6 +10,8 @@
 - 3-DoF own (methods that predict yaw, e.g. CCVPE): each test panorama is turned by the same
   fixed test yaw and the method predicts position and yaw itself;
 - tile centre: the trivial reference that always predicts the tile's centre pixel (S/2, S/2).
+With `max_samples` > 0 (params `evaluate`), every run is scored on the same seeded subset of
+the area's test split, so two runs' per-sample CSVs pair row by row.
 `headline_3dof` names the block the paper's tables read (the method's `orientation_source`).
 Metrics: mean, median, share within 1/3/5 m, overall and per city; the 3-DoF block also holds
 the orientation errors. Per-sample predictions go to a CSV for figures.
@@ -41,9 +43,17 @@ def residual_turns(test: pd.DataFrame, orientation_csv: Path) -> tuple[np.ndarra
     return true - pred, true, orientation_metrics(pred, true)
 
 
+def test_subset(test: pd.DataFrame, max_samples: int, seed: int) -> pd.DataFrame:
+    """`max_samples` rows of the test table drawn with `seed`, in index order (all when 0 or more)."""
+    if max_samples == 0 or max_samples >= len(test):
+        return test
+    return test.sample(n=max_samples, random_state=seed).sort_index().reset_index(drop=True)
+
+
 def evaluate(checkpoint: Path, index_path: Path, orientation_csv: Path, predictions: Path,
-             metrics_path: Path, place: Placement = Placement.cpu()) -> dict:
-    """Write the per-sample predictions CSV and the metrics JSON of `checkpoint`; returns the metrics."""
+             metrics_path: Path, place: Placement = Placement.cpu(), max_samples: int = 0, seed: int = 0) -> dict:
+    """Write the per-sample predictions CSV and the metrics JSON of `checkpoint`; returns the metrics.
+    max_samples > 0 scores a subset of the test split drawn with `seed` (test_subset)."""
     model, state = load_checkpoint(checkpoint)
     model = place.model(model)
     p, area = state["method_params"], state["area"]
@@ -51,6 +61,7 @@ def evaluate(checkpoint: Path, index_path: Path, orientation_csv: Path, predicti
     test = index[(index.area == area) & (index.split == "test")].reset_index(drop=True)
     if test.empty:
         raise ValueError(f"{index_path}: no {area}-area test samples")
+    test = test_subset(test, max_samples, seed)
     turns, true_yaw, orient = residual_turns(test, orientation_csv)
     data = LocalizationSamples(test, p["pano_size"], p["sat_size"], desc=f"{state['method']}-{area} test")
     known = predict(model, data, p["batch_size"], place=place)
@@ -59,6 +70,7 @@ def evaluate(checkpoint: Path, index_path: Path, orientation_csv: Path, predicti
     table = known.assign(error_3dof_m=unknown.error_m, pred_row_3dof=unknown.pred_row,
                          pred_col_3dof=unknown.pred_col, yaw_residual_deg=turns, error_centre_m=centre)
     metrics = {"method": state["method"], "area": area, "checkpoint_epoch": int(state["epoch"]) + 1,
+               "test_samples": len(test),
                "2dof": localization_report(table, "error_m"),
                "3dof": {**localization_report(table, "error_3dof_m"), "orientation": orient},
                "tile_centre": localization_report(table, "error_centre_m"), "headline_3dof": "3dof"}

@@ -93,6 +93,7 @@ def train_distill(index_path: Path, baselines: Path, out: Path, name: str, param
     trainable = [q for q in student.parameters() if q.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=v.lr, weight_decay=v.weight_decay)
     epochs = max(1, round(v.epochs_factor * p.epochs))
+    drawn = p if v.max_train_samples == 0 else p.model_copy(update={"max_train_samples": v.max_train_samples})
     key = {"variant": v.model_dump(), "train": t.model_dump(exclude=RESUMABLE_ACROSS), "baseline": file_digest(start),
            "index": file_digest(index_path)}
     ckpt = Checkpointer(out, key)
@@ -114,7 +115,7 @@ def train_distill(index_path: Path, baselines: Path, out: Path, name: str, param
         total, seen = 0.0, 0
         where = f"{name} epoch {epoch + 1}"
         with memory_hint(f"baselines.{v.method}.batch_size", p.batch_size):
-            for batch in training_batches(splits["train"], p, t.seed, epoch, student.train_yaw_deg, where):
+            for batch in training_batches(splits["train"], drawn, t.seed, epoch, student.train_yaw_deg, where):
                 rows, share = world_rows(len(batch.pano), world)
                 if not share:
                     continue
