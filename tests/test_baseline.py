@@ -15,7 +15,7 @@ from geodistill.config import ConfigError
 from geodistill.data.bev import ImageError
 from geodistill.data.index import build_index, write_index
 from geodistill.data.synth.writer import write_world
-from geodistill.evaluation import evaluate
+from geodistill.evaluation import evaluate, scored_subset
 from geodistill.training import baseline
 from geodistill.training.checkpoint import CheckpointError
 from geodistill.training.samples import LocalizationSamples, tile_disjoint_batches
@@ -85,6 +85,17 @@ def test_training_resumes_to_the_same_result_and_checkpoints_are_checked(smoke_r
         baseline.load_checkpoint(root / "other.pt")
 
 
+def test_the_scored_test_subset_is_seeded_exact_and_in_index_order():
+    test = pd.DataFrame({"pano_path": [f"p{i}.jpg" for i in range(50)], "city": ["A", "B"] * 25})
+    sub = scored_subset(test, 12, seed=3)
+    assert len(sub) == 12 and sub.pano_path.is_unique and set(sub.pano_path) <= set(test.pano_path)
+    order = [int(p[1:-4]) for p in sub.pano_path]
+    assert order == sorted(order) and list(sub.index) == list(range(12))
+    assert sub.equals(scored_subset(test, 12, seed=3))                # every run draws the same rows
+    assert not sub.equals(scored_subset(test, 12, seed=4))
+    assert scored_subset(test, 0, seed=3) is test and scored_subset(test, 50, seed=3) is test
+
+
 @pytest.mark.parametrize("method", ["g2s_vgg", "ccvpe"])
 def test_evaluate_and_localize(smoke_run, tmp_path, method):
     root, params = smoke_run
@@ -109,6 +120,14 @@ def test_evaluate_and_localize(smoke_run, tmp_path, method):
         assert m["3dof_own"]["orientation"]["mean_deg"] == pytest.approx(np.abs((own - 10 + 180) % 360 - 180).mean())
     else:
         assert m["headline_3dof"] == "3dof" and "3dof_own" not in m
+
+    sub = evaluate(tmp_path / "run" / "best.pt", root / "index.csv", tmp_path / "orient.csv",
+                   tmp_path / "sub.csv", tmp_path / "sub.json", max_samples=3, seed=7)
+    kept = pd.read_csv(tmp_path / "sub.csv")
+    assert sub["test_samples"] == sub["2dof"]["n"] == 3 and m["test_samples"] == len(test)
+    assert list(kept.pano_path) == list(scored_subset(test.reset_index(drop=True), 3, 7).pano_path)
+    whole = table.set_index("pano_path").loc[kept.pano_path]        # the same predictions as in the full run
+    np.testing.assert_allclose(kept.error_m, whole.error_m, rtol=1e-5, atol=1e-6)
 
     orient.iloc[1:].to_csv(tmp_path / "short.csv", index=False)
     with pytest.raises(ValueError, match="no yaw prediction for 1 test panoramas"):

@@ -161,6 +161,22 @@ def test_every_variant_trains_and_its_checkpoint_evaluates(trained, tmp_path, ov
     assert m["2dof"]["n"] == len(test)
 
 
+@pytest.mark.parametrize("cap, drawn", [(0, 8), (4, 4)])     # smoke: g2s_vgg max_train_samples 8
+def test_a_variant_caps_its_training_samples_per_epoch(trained, tmp_path, monkeypatch, cap, drawn):
+    import geodistill.distill.teacher_student as ts
+    caps, seen = [], []
+
+    def counted(data, p, *args):
+        caps.append(p.max_train_samples)
+        for batch in baseline.training_batches(data, p, *args):
+            seen.append(len(batch.pano))
+            yield batch
+    monkeypatch.setattr(ts, "training_batches", counted)
+    root, _ = trained
+    train_distill(root / "index.csv", root / "baselines", tmp_path / "v", "v", _with_variant(max_train_samples=cap))
+    assert caps == [drawn, drawn] and 0 < sum(seen) <= 2 * drawn    # 2 epochs (epochs_factor 1 x 2)
+
+
 def test_distillation_resumes_to_the_same_result(trained, tmp_path, killed_after_first_epoch):
     root, _ = trained
     params = _with_variant(epochs_factor=2.0)

@@ -375,3 +375,11 @@ def test_readme_blocks_are_filled_from_the_generated_tables(tmp_path):
     with pytest.raises(FileNotFoundError, match="table:claims needs .*claims.md"):
         update_readme(readme, tmp_path)
 
+
+
+def test_the_readme_shows_the_committed_tables_verbatim():
+    """README.md's results are the tables stage's output as committed: `geodistill readme`
+    changes nothing (after `dvc repro`, run it and commit both)."""
+    text = (REPO / "README.md").read_text()
+    assert {"main", "occlusion", "uncertainty", "augment_vs_distill", "fov_sweep"} <= set(blocks(text))
+    assert fill(text, REPO / "reports" / "tables") == text

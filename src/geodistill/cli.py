@@ -301,7 +301,7 @@ def tables(config: Path = ConfigOpt,
                                                   "index names only VIGOR's cities, else the synthetic world")):
     """The paper's tables (Markdown, CSV, LaTeX) from the metrics files, published VIGOR numbers beside."""
     from geodistill.reports.runs import ReportError
-    from geodistill.reports.tables import build_tables, describe_dataset, load_published, write_tables
+    from geodistill.reports.tables import build_tables, describe_dataset, load_published, scoring_note, write_tables
     params = _params(config)
     if not metrics.is_dir():
         raise UserError(f"metrics folder not found: {metrics}")
@@ -309,7 +309,7 @@ def tables(config: Path = ConfigOpt,
         built = build_tables(params, metrics, load_published())
     except ReportError as e:
         raise UserError(str(e)) from None
-    write_tables(built, out, dataset or describe_dataset(params, config))
+    write_tables(built, out, (dataset or describe_dataset(params, config)) + scoring_note(params))
     typer.echo(", ".join(f"{name} ({len(t)} rows)" for name, t in built.items()) + f" -> {out}")
 
 

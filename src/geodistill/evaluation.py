@@ -43,7 +43,7 @@ def residual_turns(test: pd.DataFrame, orientation_csv: Path) -> tuple[np.ndarra
     return true - pred, true, orientation_metrics(pred, true)
 
 
-def test_subset(test: pd.DataFrame, max_samples: int, seed: int) -> pd.DataFrame:
+def scored_subset(test: pd.DataFrame, max_samples: int, seed: int) -> pd.DataFrame:
     """`max_samples` rows of the test table drawn with `seed`, in index order (all when 0 or more)."""
     if max_samples == 0 or max_samples >= len(test):
         return test
@@ -53,7 +53,7 @@ def test_subset(test: pd.DataFrame, max_samples: int, seed: int) -> pd.DataFrame
 def evaluate(checkpoint: Path, index_path: Path, orientation_csv: Path, predictions: Path,
              metrics_path: Path, place: Placement = Placement.cpu(), max_samples: int = 0, seed: int = 0) -> dict:
     """Write the per-sample predictions CSV and the metrics JSON of `checkpoint`; returns the metrics.
-    max_samples > 0 scores a subset of the test split drawn with `seed` (test_subset)."""
+    max_samples > 0 scores a subset of the test split drawn with `seed` (scored_subset)."""
     model, state = load_checkpoint(checkpoint)
     model = place.model(model)
     p, area = state["method_params"], state["area"]
@@ -61,7 +61,7 @@ def evaluate(checkpoint: Path, index_path: Path, orientation_csv: Path, predicti
     test = index[(index.area == area) & (index.split == "test")].reset_index(drop=True)
     if test.empty:
         raise ValueError(f"{index_path}: no {area}-area test samples")
-    test = test_subset(test, max_samples, seed)
+    test = scored_subset(test, max_samples, seed)
     turns, true_yaw, orient = residual_turns(test, orientation_csv)
     data = LocalizationSamples(test, p["pano_size"], p["sat_size"], desc=f"{state['method']}-{area} test")
     known = predict(model, data, p["batch_size"], place=place)

@@ -73,6 +73,12 @@ def describe_dataset(params: Params, config: Path) -> str:
     return "VIGOR" if cities <= set(VIGOR_MPP) else f"synthetic world ({Path(config).name})"
 
 
+def scoring_note(params: Params) -> str:
+    """The caption's note on the test subset every run was scored on (params `evaluate`), if any."""
+    n = params.evaluate.max_samples
+    return "" if n == 0 else f"; each area scored on the same seeded {n}-panorama subset of its test split"
+
+
 def change_pct(new: float, old: float) -> float:
     return 100 * (new - old) / old if math.isfinite(new) and math.isfinite(old) and old else NAN
 
