@@ -122,11 +122,12 @@ def test_evaluate_and_localize(smoke_run, tmp_path, method):
         assert m["headline_3dof"] == "3dof" and "3dof_own" not in m
 
     sub = evaluate(tmp_path / "run" / "best.pt", root / "index.csv", tmp_path / "orient.csv",
-                   tmp_path / "sub.csv", tmp_path / "sub.json", max_samples=3, seed=7)
+                   tmp_path / "sub.csv", tmp_path / "sub.json", max_samples=3, seed=7, batch_size=2)
     kept = pd.read_csv(tmp_path / "sub.csv")
     assert sub["test_samples"] == sub["2dof"]["n"] == 3 and m["test_samples"] == len(test)
     assert list(kept.pano_path) == list(scored_subset(test.reset_index(drop=True), 3, 7).pano_path)
-    whole = table.set_index("pano_path").loc[kept.pano_path]        # the same predictions as in the full run
+    whole = table.set_index("pano_path").loc[kept.pano_path]        # the same predictions as in the full run,
+    #                                                                 made in other batches
     np.testing.assert_allclose(kept.error_m, whole.error_m, rtol=1e-5, atol=1e-6)
 
     orient.iloc[1:].to_csv(tmp_path / "short.csv", index=False)
@@ -153,3 +154,17 @@ def test_evaluate_and_localize(smoke_run, tmp_path, method):
     res = runner.invoke(app, ["localize", "--checkpoint", str(tmp_path / "none.pt"), "--pano", row.pano_path,
                               "--sat", row.sat_path, "--mpp", "0.2"])
     assert res.exit_code == 2 and "checkpoint not found" in res.output
+
+
+def test_samples_decode_only_what_a_batch_asks_for(smoke_run):
+    """A training epoch draws a few hundred of a split's samples: only those are decoded, and a
+    lazily filled batch equals the one of a fully loaded copy."""
+    root, _ = smoke_run
+    rows = pd.read_csv(root / "index.csv").head(6)
+    lazy, eager = LocalizationSamples(rows, (128, 64), 64), LocalizationSamples(rows, (128, 64), 64).load()
+    first = lazy.batch([4, 1])
+    assert lazy._decoded.tolist() == [False, True, False, False, True, False]
+    assert set(lazy._tiles) == set(rows.sat_path.iloc[[1, 4]])
+    for got, want in zip(lazy.batch([1, 4, 0]), eager.batch([1, 4, 0])):
+        assert torch.equal(got, want)
+    assert all(torch.equal(a, b) for a, b in zip(first, eager.batch([4, 1])))

@@ -191,3 +191,27 @@ def test_training_resumes_to_the_same_result(small_run, monkeypatch):
     assert json.loads((root / "b.json").read_text()) == clean
     history = (root / "b" / "same" / "history.csv").read_text().splitlines()
     assert len(history) == 1 + p.epochs
+
+
+def test_the_test_predictions_cover_the_scored_subset_with_unchanged_yaws(small_run):
+    """The localization runs read yaws for their scored test subset only (params `evaluate`):
+    the orientation stage predicts exactly those panoramas, each with its full-split test yaw."""
+    import pandas as pd
+    from geodistill.config import EvaluateParams
+    from geodistill.evaluation import scored_subset
+    root, p, bp = small_run
+    p = p.model_copy(update={"epochs": 1})
+    full = training.train_orientation(root / "index.csv", root / "bev", root / "f", root / "f.json", p, bp)
+    scored = EvaluateParams(max_samples=5, seed=7)
+    part = training.train_orientation(root / "index.csv", root / "bev", root / "s", root / "s.json", p, bp,
+                                      scored=scored)
+    every = pd.read_csv(root / "f" / "same" / "test_predictions.csv")
+    some = pd.read_csv(root / "s" / "same" / "test_predictions.csv")
+    index = pd.read_csv(root / "index.csv")
+    test = index[(index.area == "same") & (index.split == "test")].reset_index(drop=True)
+    assert full["same"]["test_samples"] == len(every) == len(test) > 5
+    assert part["same"]["test_samples"] == 5
+    assert list(some.pano_path) == list(scored_subset(test, 5, 7).pano_path)
+    same = every.set_index("pano_path").loc[some.pano_path]
+    assert np.array_equal(some.true_yaw_deg, same.true_yaw_deg)
+    assert np.allclose(some.pred_yaw_deg, same.pred_yaw_deg, atol=1e-3)      # other batches, same model

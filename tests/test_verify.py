@@ -37,6 +37,22 @@ def test_clean_root(fx):
     assert f"all {files} files present and decodable" in report.format()
 
 
+def test_the_fingerprint_follows_every_image_and_label_byte(fx):
+    """Stages downstream depend on the report, not the root: any content change must change it."""
+    first = verify_root(fx.root, workers=1).fingerprint
+    assert len(first) == 64 and verify_root(fx.root, workers=2).fingerprint == first
+    assert first in verify_root(fx.root, workers=1).format()
+    tile = fx.sat_files("Seattle")[0]
+    original = tile.read_bytes()
+    cv2.imwrite(str(tile), np.full((8, 8, 3), 7, np.uint8))          # an image edited in place
+    edited = verify_root(fx.root, workers=1).fingerprint
+    tile.write_bytes(original)
+    assert edited != first and verify_root(fx.root, workers=1).fingerprint == first
+    labels = fx.root / "splits__corrected" / "Chicago" / "same_area_balanced_test__corrected.txt"
+    labels.write_text(labels.read_text() + "\n")                     # a label file's bytes, not its lines
+    assert verify_root(fx.root, workers=1).fingerprint != first
+
+
 def test_truncated_jpeg_panorama(fx):
     pano = fx.pano_files("Chicago")[3]
     # a real JPEG big enough that the cut lands in the entropy-coded data

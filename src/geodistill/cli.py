@@ -181,7 +181,8 @@ def train_orientation_stage(config: Path = ConfigOpt,
             raise UserError(f"{what} not found: {path}")
     _placement(params)
     with _data_parallel(params.train.devices):
-        result = train_orientation(index, bev, out, metrics, params.orientation, params.bev, _placement(params))
+        result = train_orientation(index, bev, out, metrics, params.orientation, params.bev, _placement(params),
+                                   params.evaluate)
         for area, m in result.items():
             _main_echo(f"{area}-area test: mean {m['mean_deg']:.2f} deg, median {m['median_deg']:.2f} deg, within "
                        f"5 deg {100 * m['within_5_deg']:.1f}% (uniform guess {m['uniform_guess_mean_deg']:.1f})")
@@ -268,7 +269,7 @@ def evaluate(config: Path = typer.Option(None, "--config", "-c", help="params fi
     else:
         params = _params(config)
         m = run(checkpoint, index, orientation, predictions, metrics, _placement(params),
-                params.evaluate.max_samples, params.evaluate.seed)
+                params.evaluate.max_samples, params.evaluate.seed, params.train.predict_batch_size)
     for k in [k for k in ("2dof", "3dof", "3dof_own", "tile_centre") if k in m]:
         typer.echo(f"{m['method']}-{m['area']} {k}: mean {m[k]['mean_m']:.2f} m, median {m[k]['median_m']:.2f} m, "
                    f"within 1/3/5 m {100 * m[k]['within_1_m']:.1f}/{100 * m[k]['within_3_m']:.1f}/"

@@ -290,10 +290,13 @@ class TrainParams(Section):
                                                    "cuda = this rank's GPU (LOCAL_RANK), auto = cuda if present")
     precision: Literal["fp32", "bf16"] = Field(description="bf16 = autocast matmuls and convolutions to bfloat16")
     channels_last: bool = Field(description="NHWC memory format for the convolutions (faster on tensor cores)")
+    predict_batch_size: int = Field(ge=1, description="samples per forward pass of validation and evaluate "
+                                                      "(speed and memory only: predictions are per sample)")
 
 
 class EvaluateParams(Section):
-    """The test metrics of every run (stages evaluate@, evaluate-distill@)."""
+    """The test metrics of every run (stages evaluate@, evaluate-distill@, and the orientation
+    stage's test predictions)."""
 
     max_samples: int = Field(ge=0, description="a seeded subset of each area's test split, the same for "
                                                "every run (so runs compare sample by sample); 0 = all")

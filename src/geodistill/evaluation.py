@@ -51,12 +51,15 @@ def scored_subset(test: pd.DataFrame, max_samples: int, seed: int) -> pd.DataFra
 
 
 def evaluate(checkpoint: Path, index_path: Path, orientation_csv: Path, predictions: Path,
-             metrics_path: Path, place: Placement = Placement.cpu(), max_samples: int = 0, seed: int = 0) -> dict:
+             metrics_path: Path, place: Placement = Placement.cpu(), max_samples: int = 0, seed: int = 0,
+             batch_size: int = 0) -> dict:
     """Write the per-sample predictions CSV and the metrics JSON of `checkpoint`; returns the metrics.
-    max_samples > 0 scores a subset of the test split drawn with `seed` (scored_subset)."""
+    max_samples > 0 scores a subset of the test split drawn with `seed` (scored_subset);
+    batch_size: samples per forward pass (0 = the method's training batch)."""
     model, state = load_checkpoint(checkpoint)
     model = place.model(model)
     p, area = state["method_params"], state["area"]
+    batch_size = batch_size or p["batch_size"]
     index = pd.read_csv(index_path)
     test = index[(index.area == area) & (index.split == "test")].reset_index(drop=True)
     if test.empty:
@@ -64,8 +67,8 @@ def evaluate(checkpoint: Path, index_path: Path, orientation_csv: Path, predicti
     test = scored_subset(test, max_samples, seed)
     turns, true_yaw, orient = residual_turns(test, orientation_csv)
     data = LocalizationSamples(test, p["pano_size"], p["sat_size"], desc=f"{state['method']}-{area} test")
-    known = predict(model, data, p["batch_size"], place=place)
-    unknown = predict(model, data, p["batch_size"], roll_deg=turns, place=place)
+    known = predict(model, data, batch_size, place=place)
+    unknown = predict(model, data, batch_size, roll_deg=turns, place=place)
     centre = np.hypot(test.gt_row - test.sat_size / 2, test.gt_col - test.sat_size / 2) * test.mpp
     table = known.assign(error_3dof_m=unknown.error_m, pred_row_3dof=unknown.pred_row,
                          pred_col_3dof=unknown.pred_col, yaw_residual_deg=turns, error_centre_m=centre)
@@ -75,7 +78,7 @@ def evaluate(checkpoint: Path, index_path: Path, orientation_csv: Path, predicti
                "3dof": {**localization_report(table, "error_3dof_m"), "orientation": orient},
                "tile_centre": localization_report(table, "error_centre_m"), "headline_3dof": "3dof"}
     if "pred_yaw_deg" in known:
-        own = predict(model, data, p["batch_size"], roll_deg=true_yaw, place=place)
+        own = predict(model, data, batch_size, roll_deg=true_yaw, place=place)
         table = table.assign(error_3dof_own_m=own.error_m, true_yaw_deg=true_yaw, pred_yaw_own_deg=own.pred_yaw_deg)
         metrics["3dof_own"] = {**localization_report(table, "error_3dof_own_m"),
                                "orientation": orientation_metrics(own.pred_yaw_deg, true_yaw)}

@@ -6,12 +6,18 @@ and the label files hold as many lines as the complete dataset has.
 The expected line counts (`known_totals`) are VIGOR's published totals (totals.yaml) for a real
 root, and the per-city panorama counts of its dataset.json for a synthetic world.
 
+The report ends with the dataset's content fingerprint: a sha256 over every label file, the
+world's dataset.json and every image the labels reference. Stages downstream depend on the
+report rather than on the dataset root, so `dvc status` hashes the (large) root once, here,
+and an image edited in place still reruns everything that reads it.
+
 Truncated files are the usual failure of a large download. OpenCV returns a partial image for a
 truncated JPEG without complaint, so the JPEG end-of-image marker (FFD9) and the PNG IEND chunk
 are checked explicitly before decoding.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,11 +41,13 @@ class VerifyReport:
     counts: pd.DataFrame                        # label lines per city (rows) and file (train, test, all)
     problems: list[str] = field(default_factory=list)
     checked: int = 0                            # image files checked
+    fingerprint: str = ""                       # sha256 of the labels, dataset.json and images
 
     def format(self) -> str:
         lines = ["label lines per city and file:", self.counts.to_string(na_rep="-"), ""]
         if not self.problems:
             lines.append(f"all {self.checked} files present and decodable")
+            lines.append(f"content fingerprint (sha256 of labels, dataset.json, images): {self.fingerprint}")
             return "\n".join(lines)
         lines.append(f"{len(self.problems)} problems ({self.checked} files checked):")
         lines += [f"  {p}" for p in self.problems[:MAX_LISTED]]
@@ -87,13 +95,21 @@ def check_totals(counts: pd.DataFrame, totals: list[Total]) -> list[str]:
 
 def check_image(path: Path) -> str | None:
     """None if the image is complete and decodes, else the reason it is not."""
+    return inspect_image(path)[0]
+
+
+def inspect_image(path: Path) -> tuple[str | None, str]:
+    """(check_image's answer, the sha256 of the file's bytes; "" when it is missing)."""
     path = Path(path)
     if not path.is_file():
-        return "missing"
+        return "missing", ""
     data = path.read_bytes()
+    return _decode_problem(data, path.suffix.lower()), hashlib.sha256(data).hexdigest()
+
+
+def _decode_problem(data: bytes, suffix: str) -> str | None:
     if not data:
         return "empty file"
-    suffix = path.suffix.lower()
     if suffix in (".jpg", ".jpeg"):
         if not data.startswith(JPEG_SOI):
             return "not a JPEG (no start-of-image marker)"
@@ -119,12 +135,14 @@ def verify_root(root: Path, workers: int = 0, totals: list[Total] = ()) -> Verif
     problems: list[str] = []
     counts: dict[str, dict[str, int]] = {}
     files: set[Path] = set()
+    side_files = sorted(root.glob("dataset.json"))          # besides the images, what `index` reads
     for city in city_dirs(root):
         counts[city] = {}
         for which in WHICH:
             path = label_path(root, city, which)
             if not path.is_file():
                 continue
+            side_files.append(path)
             good = 0
             for no, text in enumerate(path.read_text().splitlines(), 1):
                 if not text.strip():
@@ -147,12 +165,17 @@ def verify_root(root: Path, workers: int = 0, totals: list[Total] = ()) -> Verif
     table.index.name = "city"
     problems += check_totals(table, list(totals))
     paths = sorted(files)
-    for path, reason in zip(paths, _check_all(paths, workers)):
+    fingerprint = hashlib.sha256()
+    for side_file in side_files:
+        digest = hashlib.sha256(side_file.read_bytes()).hexdigest()
+        fingerprint.update(f"{side_file.relative_to(root)} {digest}\n".encode())
+    for path, (reason, digest) in zip(paths, _inspect_all(paths, workers)):
         if reason is not None:
             problems.append(f"{path.relative_to(root)}: {reason}")
-    return VerifyReport(counts=table, problems=problems, checked=len(paths))
+        fingerprint.update(f"{path.relative_to(root)} {digest}\n".encode())
+    return VerifyReport(counts=table, problems=problems, checked=len(paths), fingerprint=fingerprint.hexdigest())
 
 
-def _check_all(paths: list[Path], workers: int) -> list[str | None]:
+def _inspect_all(paths: list[Path], workers: int) -> list[tuple[str | None, str]]:
     chunk = max(1, min(256, len(paths) // (resolve_workers(workers) * 8)))
-    return list(fork_map(check_image, paths, workers if len(paths) > 1 else 1, "verify", "file", chunksize=chunk))
+    return list(fork_map(inspect_image, paths, workers if len(paths) > 1 else 1, "verify", "file", chunksize=chunk))

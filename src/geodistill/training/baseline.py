@@ -40,9 +40,10 @@ from geodistill.training.samples import LocalizationSamples, tile_disjoint_batch
 from geodistill.training.step import memory_hint, optimizer_step, prepare, world_rows
 
 log = logging.getLogger(__name__)
-# train params a checkpoint may be resumed under (how many processes, which device): the rest
+# train params a checkpoint may be resumed under (how many processes, which device, the
+# prediction batch): the rest
 # changes the numbers, so a last.pt made under other values is not resumed
-RESUMABLE_ACROSS = {"devices", "device"}
+RESUMABLE_ACROSS = {"devices", "device", "predict_batch_size"}
 
 
 def build_model(p: BaselineParams, camera_height_m: float, seed: int) -> torch.nn.Module:
@@ -176,7 +177,7 @@ def train_baseline(index_path: Path, out: Path, method: str, area: str, params: 
                     loss = model.loss(place.batch(batch.rows(rows))).float()
                 total += optimizer_step(loss, share, optimizer, trainable, p.grad_clip, where, ckpt) * len(batch.pano)
                 seen += len(batch.pano)
-        val = localization_metrics(validation_errors(model, val_shard, p.batch_size, place))
+        val = localization_metrics(validation_errors(model, val_shard, t.predict_batch_size, place))
         history.append({"epoch": epoch + 1, "train_loss": total / max(seen, 1), "val_mean_m": val["mean_m"],
                         "val_median_m": val["median_m"], "seconds": time.perf_counter() - t0})
         improved, best = val["mean_m"] < best, min(best, val["mean_m"])

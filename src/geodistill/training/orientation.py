@@ -11,6 +11,9 @@ yaws are fixed per sample. Each epoch logs one line and saves `last.pt`; the bes
 error is kept in `best.pt`; a rerun resumes from `last.pt` when the params are unchanged.
 With `train.devices` > 1 it trains data-parallel as the localization stages (training/step.py).
 Outputs per area in `<out>/<area>/`: best.pt, last.pt, history.csv, test_predictions.csv.
+The test predictions (and metrics) cover the seeded test subset the localization runs are
+scored on (params `evaluate`, evaluation.scored_subset); each panorama's fixed test yaw is the
+same whatever the subset.
 """
 from __future__ import annotations
 
@@ -28,8 +31,9 @@ import torch
 from tqdm import tqdm
 
 from geodistill import distributed
-from geodistill.config import BevParams, CorrelateHead, OrientationParams
+from geodistill.config import BevParams, CorrelateHead, EvaluateParams, OrientationParams
 from geodistill.data.bev import read_tile
+from geodistill.evaluation import scored_subset
 from geodistill.geometry import bev_disc, rotate_bev
 from geodistill.io import atomic_file, write_text
 from geodistill.metrics import orientation_metrics
@@ -132,9 +136,9 @@ def predict(model: torch.nn.Module, data: Samples, yaws: np.ndarray, bins: Angle
 
 
 def train_area(area: str, index: pd.DataFrame, bev: np.ndarray, bev_row: dict, p: OrientationParams,
-               bev_params: BevParams, folder: Path, place: Placement) -> dict:
-    """Train on the area's train split, select on val, evaluate on test; returns test metrics.
-    Data-parallel, only rank 0 writes (checkpoints, CSVs)."""
+               bev_params: BevParams, folder: Path, place: Placement, scored: EvaluateParams) -> dict:
+    """Train on the area's train split, select on val, evaluate on the scored test subset; returns
+    test metrics. Data-parallel, only rank 0 writes (checkpoints, CSVs)."""
     views = Views.of(p, bev_params)
     splits = {s: Samples(index[(index.area == area) & (index.split == s)].reset_index(drop=True), bev, bev_row,
                          views) for s in ("train", "val", "test")}
@@ -204,14 +208,15 @@ def train_area(area: str, index: pd.DataFrame, bev: np.ndarray, bev_row: dict, p
 
     best_state = ckpt.load("best")
     model.load_state_dict(best_state["model"])
-    test = splits["test"]
-    test_yaws = fixed_yaws(len(test), p.seed, TEST_STREAM, p.range_deg)
+    test_yaws = fixed_yaws(len(splits["test"]), p.seed, TEST_STREAM, p.range_deg)     # one per test panorama
+    rows = scored_subset(splits["test"].rows.assign(true_yaw_deg=test_yaws), scored.max_samples, scored.seed)
+    test, test_yaws = Samples(rows, bev, bev_row, views), rows.true_yaw_deg.to_numpy()
     pred = predict(model, test, test_yaws, bins, p.batch_size, place)
     if world.is_main:
         _write_csv(pd.DataFrame({"pano_path": test.rows.pano_path, "true_yaw_deg": test_yaws, "pred_yaw_deg": pred}),
                    folder / "test_predictions.csv")
         _write_csv(pd.DataFrame(history), folder / "history.csv")
-    return {**orientation_metrics(pred, test_yaws), "best_epoch": best_state["epoch"] + 1,
+    return {**orientation_metrics(pred, test_yaws), "test_samples": len(test), "best_epoch": best_state["epoch"] + 1,
             "uniform_guess_mean_deg": p.range_deg / 2}
 
 
@@ -221,7 +226,8 @@ def _write_csv(table: pd.DataFrame, path: Path) -> None:
 
 
 def train_orientation(index_path: Path, bev_dir: Path, out: Path, metrics_path: Path, p: OrientationParams,
-                      bev_params: BevParams, place: Placement = Placement.cpu()) -> dict:
+                      bev_params: BevParams, place: Placement = Placement.cpu(),
+                      scored: EvaluateParams = EvaluateParams(max_samples=0, seed=0)) -> dict:
     from geodistill.data.bev import load_bev
     if p.threads:
         torch.set_num_threads(p.threads)
@@ -229,7 +235,8 @@ def train_orientation(index_path: Path, bev_dir: Path, out: Path, metrics_path: 
     world = distributed.join(place.device.type)
     index = pd.read_csv(index_path)
     bev, bev_row = load_bev(bev_dir)
-    metrics = {area: train_area(area, index, bev, bev_row, p, bev_params, out / area, place) for area in p.areas}
+    metrics = {area: train_area(area, index, bev, bev_row, p, bev_params, out / area, place, scored)
+               for area in p.areas}
     if world.is_main:
         write_text(metrics_path, json.dumps(metrics, indent=2) + "\n")
     return metrics

@@ -6,8 +6,8 @@ that never pair two samples sharing a satellite tile (weak supervision needs tru
         pano, sat, sat_mpp = data.batch(idx)          # (B, H, W, 3), (B, S, S, 3) uint8, (B,)
         gt_px = data.gt_px(idx)                       # (B, 2) row, col in satellite input pixels
 
-Images are decoded once (JPEGs at a reduced size when the input is smaller) and kept in memory,
-so after the first pass a batch costs only array copies.
+Images are decoded on first use (JPEGs at a reduced size when the input is smaller) and kept in
+memory, so a batch of samples seen before costs only array copies.
 """
 from __future__ import annotations
 
@@ -30,7 +30,8 @@ class LocalizationSamples:
         self.tiles = [set(t.split(";")) for t in self.rows.tiles]
         self.sat_mpp = (self.rows.sat_size * self.rows.mpp / sat_px).to_numpy(np.float32)   # (N,) m per input px
         self._panos: np.ndarray | None = None
-        self._sats: np.ndarray | None = None
+        self._decoded: np.ndarray | None = None                 # (N,) bool
+        self._tiles: dict[str, np.ndarray] = {}                 # sat_path -> (S, S, 3)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -42,19 +43,25 @@ class LocalizationSamples:
         return LocalizationSamples(self.rows.iloc[rows], self.pano_size, self.sat_px, self.desc)
 
     def load(self) -> "LocalizationSamples":
-        """Decode every panorama and tile once (idempotent)."""
-        if self._panos is not None:
-            return self
-        W, H = self.pano_size
-        panos = np.empty((len(self), H, W, 3), np.uint8)
-        for i, path in enumerate(tqdm(self.rows.pano_path, desc=f"{self.desc}: panoramas", leave=False, disable=None)):
-            panos[i] = cv2.resize(read_panorama_for(path, W), (W, H), interpolation=cv2.INTER_AREA)
-        unique = list(dict.fromkeys(self.rows.sat_path))
-        size = (self.sat_px, self.sat_px)
-        tiles = {p: cv2.resize(read_tile(p), size, interpolation=cv2.INTER_AREA) for p in unique}
-        self._sats = np.stack([tiles[p] for p in self.rows.sat_path])
-        self._panos = panos
+        """Decode every panorama and tile now (idempotent); batch() otherwise decodes on first use."""
+        self._decode(np.arange(len(self)), bar=True)
         return self
+
+    def _decode(self, idx: np.ndarray, bar: bool = False) -> None:
+        """Decode the samples `idx` not decoded yet: a training epoch that draws a few hundred of
+        a split's samples decodes only those."""
+        W, H = self.pano_size
+        if self._panos is None:
+            self._panos = np.empty((len(self), H, W, 3), np.uint8)     # (N, H, W, 3), filled on demand
+            self._decoded = np.zeros(len(self), bool)
+        todo = np.unique(idx[~self._decoded[idx]])
+        for i in tqdm(todo, desc=f"{self.desc}: decode", leave=False, disable=None if bar else True):
+            row = self.rows.iloc[int(i)]
+            self._panos[i] = cv2.resize(read_panorama_for(row.pano_path, W), (W, H), interpolation=cv2.INTER_AREA)
+            if row.sat_path not in self._tiles:
+                self._tiles[row.sat_path] = cv2.resize(read_tile(row.sat_path), (self.sat_px, self.sat_px),
+                                                       interpolation=cv2.INTER_AREA)
+            self._decoded[i] = True
 
     def gt_px(self, idx) -> torch.Tensor:
         """(B, 2) true camera (row, col) in satellite INPUT pixels (centres at integers)."""
@@ -65,12 +72,13 @@ class LocalizationSamples:
     def batch(self, idx, roll_deg=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Panoramas (B, H, W, 3), tiles (B, S, S, 3) uint8 and metres per tile input pixel (B,).
         roll_deg: optional (B,) turns applied to the panoramas (roll_panorama)."""
-        self.load()
-        idx = np.asarray(idx)
+        idx = np.asarray(idx, dtype=int)
+        self._decode(idx)
         panos = self._panos[idx]
         if roll_deg is not None:
             panos = np.stack([roll_panorama(p, float(r)) for p, r in zip(panos, roll_deg)])
-        return torch.from_numpy(panos), torch.from_numpy(self._sats[idx]), torch.from_numpy(self.sat_mpp[idx])
+        sats = np.stack([self._tiles[path] for path in self.rows.sat_path.to_numpy()[idx]])
+        return torch.from_numpy(panos), torch.from_numpy(sats), torch.from_numpy(self.sat_mpp[idx])
 
 
 def tile_disjoint_batches(tiles: list[set], batch_size: int, seed: int, epoch: int,

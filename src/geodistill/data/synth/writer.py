@@ -2,7 +2,8 @@
 
     geodistill synth --config params.yaml --out data/world
 
-Per city: build the world, pick panorama positions on open road (snapped to satellite pixel
+The cities' worlds are built first, in parallel (one process each, `synth.workers` at a time);
+then per city: pick panorama positions on open road (snapped to satellite pixel
 centres, so every label delta is an exact integer), render the panoramas in parallel, write the
 tiles they need (a grid of tiles whose centres are half a tile apart, as VIGOR), then the label
 files and `dataset.json`. The output is built under `<out>.partial` and renamed at the end, so
@@ -126,16 +127,20 @@ def write_tile(world: World, city: CityParams, synth: SynthParams, ti: int, tj: 
     return name
 
 
-def write_city(city: CityParams, synth: SynthParams, root: Path, workers: int) -> dict:
+def _build_world(job: tuple[CityParams, SynthParams]) -> tuple[World, float]:
+    city, synth = job
     t0 = time.perf_counter()
-    world = build_city(city, synth, synth.seed)
-    t_world = time.perf_counter() - t0
+    return build_city(city, synth, synth.seed), time.perf_counter() - t0
+
+
+def write_city(world: World, city: CityParams, synth: SynthParams, root: Path, workers: int, t_world: float) -> dict:
+    t0 = time.perf_counter()
     cams = choose_cameras(world, city, synth)
     pano_dir, sat_dir = root / city.name / "panorama", root / city.name / "satellite"
     pano_dir.mkdir(parents=True)
     sat_dir.mkdir(parents=True)
     render_panoramas(world, synth, cams, pano_dir, workers)
-    t_pano = time.perf_counter() - t0 - t_world
+    t_pano = time.perf_counter() - t0
 
     tiles: dict[tuple[int, int], str] = {}
     lines = []
@@ -172,8 +177,10 @@ def write_world(synth: SynthParams, out: Path) -> dict:
             "seed": synth.seed, "camera_height_m": synth.camera_height_m,
             "pano_size": list(synth.pano_size), "sat_size": synth.sat_size,
             "cities": {}}
+    jobs = [(city, synth) for city in synth.cities]
+    worlds = list(fork_map(_build_world, jobs, min(workers, len(jobs)), "city worlds", "city", chunksize=1))
     with atomic_dir(out) as partial:
-        for city in synth.cities:
-            meta["cities"][city.name] = write_city(city, synth, partial, workers)
+        for city, (world, seconds) in zip(synth.cities, worlds):
+            meta["cities"][city.name] = write_city(world, city, synth, partial, workers, seconds)
         (partial / vigor.DATASET_JSON).write_text(json.dumps(meta, indent=2) + "\n")
     return meta
