@@ -15,7 +15,8 @@ from geodistill.config import ConfigError
 from geodistill.data.bev import ImageError
 from geodistill.data.index import build_index, write_index
 from geodistill.data.synth.writer import write_world
-from geodistill.evaluation import evaluate, scored_subset
+from geodistill.data.index import seeded_subset
+from geodistill.evaluation import evaluate
 from geodistill.training import baseline
 from geodistill.training.checkpoint import CheckpointError
 from geodistill.training.samples import LocalizationSamples, tile_disjoint_batches
@@ -87,13 +88,13 @@ def test_training_resumes_to_the_same_result_and_checkpoints_are_checked(smoke_r
 
 def test_the_scored_test_subset_is_seeded_exact_and_in_index_order():
     test = pd.DataFrame({"pano_path": [f"p{i}.jpg" for i in range(50)], "city": ["A", "B"] * 25})
-    sub = scored_subset(test, 12, seed=3)
+    sub = seeded_subset(test, 12, seed=3)
     assert len(sub) == 12 and sub.pano_path.is_unique and set(sub.pano_path) <= set(test.pano_path)
     order = [int(p[1:-4]) for p in sub.pano_path]
     assert order == sorted(order) and list(sub.index) == list(range(12))
-    assert sub.equals(scored_subset(test, 12, seed=3))                # every run draws the same rows
-    assert not sub.equals(scored_subset(test, 12, seed=4))
-    assert scored_subset(test, 0, seed=3) is test and scored_subset(test, 50, seed=3) is test
+    assert sub.equals(seeded_subset(test, 12, seed=3))                # every run draws the same rows
+    assert not sub.equals(seeded_subset(test, 12, seed=4))
+    assert seeded_subset(test, 0, seed=3) is test and seeded_subset(test, 50, seed=3) is test
 
 
 @pytest.mark.parametrize("method", ["g2s_vgg", "ccvpe"])
@@ -125,7 +126,7 @@ def test_evaluate_and_localize(smoke_run, tmp_path, method):
                    tmp_path / "sub.csv", tmp_path / "sub.json", max_samples=3, seed=7, batch_size=2)
     kept = pd.read_csv(tmp_path / "sub.csv")
     assert sub["test_samples"] == sub["2dof"]["n"] == 3 and m["test_samples"] == len(test)
-    assert list(kept.pano_path) == list(scored_subset(test.reset_index(drop=True), 3, 7).pano_path)
+    assert list(kept.pano_path) == list(seeded_subset(test.reset_index(drop=True), 3, 7).pano_path)
     whole = table.set_index("pano_path").loc[kept.pano_path]        # the same predictions as in the full run,
     #                                                                 made in other batches
     np.testing.assert_allclose(kept.error_m, whole.error_m, rtol=1e-5, atol=1e-6)
@@ -168,3 +169,14 @@ def test_samples_decode_only_what_a_batch_asks_for(smoke_run):
     for got, want in zip(lazy.batch([1, 4, 0]), eager.batch([1, 4, 0])):
         assert torch.equal(got, want)
     assert all(torch.equal(a, b) for a, b in zip(first, eager.batch([4, 1])))
+
+
+def test_the_validation_cap_keeps_a_seeded_subset_of_the_val_split(smoke_run):
+    root, params = smoke_run
+    p = params.baselines["g2s_vgg"]
+    every = baseline.load_splits(root / "index.csv", "same", p, "t")
+    capped = baseline.load_splits(root / "index.csv", "same", p, "t", max_val=3, seed=5)
+    assert len(every["val"]) > 3 and len(capped["val"]) == 3
+    assert capped["train"].rows.equals(every["train"].rows)
+    assert capped["val"].rows.equals(seeded_subset(every["val"].rows, 3, 5))
+    assert baseline.load_splits(root / "index.csv", "same", p, "t", max_val=0, seed=5)["val"].rows.equals(every["val"].rows)

@@ -198,7 +198,7 @@ def test_the_test_predictions_cover_the_scored_subset_with_unchanged_yaws(small_
     the orientation stage predicts exactly those panoramas, each with its full-split test yaw."""
     import pandas as pd
     from geodistill.config import EvaluateParams
-    from geodistill.evaluation import scored_subset
+    from geodistill.data.index import seeded_subset
     root, p, bp = small_run
     p = p.model_copy(update={"epochs": 1})
     full = training.train_orientation(root / "index.csv", root / "bev", root / "f", root / "f.json", p, bp)
@@ -211,7 +211,7 @@ def test_the_test_predictions_cover_the_scored_subset_with_unchanged_yaws(small_
     test = index[(index.area == "same") & (index.split == "test")].reset_index(drop=True)
     assert full["same"]["test_samples"] == len(every) == len(test) > 5
     assert part["same"]["test_samples"] == 5
-    assert list(some.pano_path) == list(scored_subset(test, 5, 7).pano_path)
+    assert list(some.pano_path) == list(seeded_subset(test, 5, 7).pano_path)
     same = every.set_index("pano_path").loc[some.pano_path]
     assert np.array_equal(some.true_yaw_deg, same.true_yaw_deg)
     assert np.allclose(some.pred_yaw_deg, same.pred_yaw_deg, atol=1e-3)      # other batches, same model

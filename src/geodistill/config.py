@@ -290,6 +290,8 @@ class TrainParams(Section):
                                                    "cuda = this rank's GPU (LOCAL_RANK), auto = cuda if present")
     precision: Literal["fp32", "bf16"] = Field(description="bf16 = autocast matmuls and convolutions to bfloat16")
     channels_last: bool = Field(description="NHWC memory format for the convolutions (faster on tensor cores)")
+    max_val_samples: int = Field(ge=0, description="validation samples scored after each epoch of a baseline or "
+                                                   "distillation: a seeded subset of the val split; 0 = all")
     predict_batch_size: int = Field(ge=1, description="samples per forward pass of validation and evaluate "
                                                       "(speed and memory only: predictions are per sample)")
 

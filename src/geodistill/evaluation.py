@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from geodistill.data.index import seeded_subset
 from geodistill.io import atomic_file, write_text
 from geodistill.metrics import localization_report, orientation_metrics
 from geodistill.training.baseline import load_checkpoint, predict
@@ -43,18 +44,11 @@ def residual_turns(test: pd.DataFrame, orientation_csv: Path) -> tuple[np.ndarra
     return true - pred, true, orientation_metrics(pred, true)
 
 
-def scored_subset(test: pd.DataFrame, max_samples: int, seed: int) -> pd.DataFrame:
-    """`max_samples` rows of the test table drawn with `seed`, in index order (all when 0 or more)."""
-    if max_samples == 0 or max_samples >= len(test):
-        return test
-    return test.sample(n=max_samples, random_state=seed).sort_index().reset_index(drop=True)
-
-
 def evaluate(checkpoint: Path, index_path: Path, orientation_csv: Path, predictions: Path,
              metrics_path: Path, place: Placement = Placement.cpu(), max_samples: int = 0, seed: int = 0,
              batch_size: int = 0) -> dict:
     """Write the per-sample predictions CSV and the metrics JSON of `checkpoint`; returns the metrics.
-    max_samples > 0 scores a subset of the test split drawn with `seed` (scored_subset);
+    max_samples > 0 scores a subset of the test split drawn with `seed` (data/index.py seeded_subset);
     batch_size: samples per forward pass (0 = the method's training batch)."""
     model, state = load_checkpoint(checkpoint)
     model = place.model(model)
@@ -64,7 +58,7 @@ def evaluate(checkpoint: Path, index_path: Path, orientation_csv: Path, predicti
     test = index[(index.area == area) & (index.split == "test")].reset_index(drop=True)
     if test.empty:
         raise ValueError(f"{index_path}: no {area}-area test samples")
-    test = scored_subset(test, max_samples, seed)
+    test = seeded_subset(test, max_samples, seed)
     turns, true_yaw, orient = residual_turns(test, orientation_csv)
     data = LocalizationSamples(test, p["pano_size"], p["sat_size"], desc=f"{state['method']}-{area} test")
     known = predict(model, data, batch_size, place=place)

@@ -118,6 +118,15 @@ def _train_val(n: int, val_fraction: float, seed: int, key: str) -> list[str]:
     return split.tolist()
 
 
+def seeded_subset(rows: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
+    """`n` rows of a split drawn with `seed`, in index order, renumbered from 0 (all, as given,
+    when n is 0 or at least the split's size): the scored test subset (params `evaluate`) and the
+    validation cap (`train.max_val_samples`)."""
+    if n == 0 or n >= len(rows):
+        return rows
+    return rows.sample(n=n, random_state=seed).sort_index().reset_index(drop=True)
+
+
 def write_index(table: pd.DataFrame, out: Path) -> None:
     """Write the table as CSV atomically (temp file + rename); floats round-trip exactly."""
     with atomic_file(out) as tmp:

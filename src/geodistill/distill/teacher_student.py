@@ -86,7 +86,7 @@ def train_distill(index_path: Path, baselines: Path, out: Path, name: str, param
     torch.use_deterministic_algorithms(True)
     place = Placement.of(t)
     world = distributed.join(place.device.type)
-    splits = load_splits(index_path, v.area, p, f"{name}")
+    splits = load_splits(index_path, v.area, p, name, t.max_val_samples, t.seed)
     val_shard = splits["val"].subset(world.shard(len(splits["val"])))
     student = prepare(place.model(student), world)
     teacher = make_teacher(student)

@@ -30,6 +30,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from geodistill import distributed
 from geodistill.config import BaselineParams, ConfigError, Params
+from geodistill.data.index import seeded_subset
 from geodistill.io import atomic_file
 from geodistill.metrics import localization_metrics
 from geodistill.models.localizer import Batch, build_localizer, predict_tile_pixels
@@ -101,11 +102,14 @@ def predict(model: torch.nn.Module, data: LocalizationSamples, batch_size: int, 
     return table
 
 
-def load_splits(index_path: Path, area: str, p: BaselineParams, desc: str) -> dict[str, LocalizationSamples]:
-    """The area protocol's train and val samples at the method's input sizes (at least 2 each)."""
+def load_splits(index_path: Path, area: str, p: BaselineParams, desc: str, max_val: int = 0,
+                seed: int = 0) -> dict[str, LocalizationSamples]:
+    """The area protocol's train and val samples at the method's input sizes (at least 2 each);
+    max_val > 0 keeps a subset of the val split drawn with `seed` (seeded_subset)."""
     index = pd.read_csv(index_path)
-    splits = {s: LocalizationSamples(index[(index.area == area) & (index.split == s)], p.pano_size, p.sat_size,
-                                     desc=f"{desc} {s}") for s in ("train", "val")}
+    rows = {s: index[(index.area == area) & (index.split == s)].reset_index(drop=True) for s in ("train", "val")}
+    rows["val"] = seeded_subset(rows["val"], max_val, seed)
+    splits = {s: LocalizationSamples(r, p.pano_size, p.sat_size, desc=f"{desc} {s}") for s, r in rows.items()}
     for s, data in splits.items():
         if len(data) < 2:
             raise ValueError(f"{index_path}: the {area}-area {s} split has {len(data)} samples (need 2)")
@@ -144,7 +148,7 @@ def train_baseline(index_path: Path, out: Path, method: str, area: str, params: 
     torch.use_deterministic_algorithms(True)
     place = Placement.of(t)
     world = distributed.join(place.device.type)
-    splits = load_splits(index_path, area, p, f"{method}-{area}")
+    splits = load_splits(index_path, area, p, f"{method}-{area}", t.max_val_samples, t.seed)
     val_shard = splits["val"].subset(world.shard(len(splits["val"])))
     model = prepare(place.model(build_model(p, params.bev.camera_height_m, t.seed)), world)
     trainable = [q for q in model.parameters() if q.requires_grad]

@@ -12,7 +12,7 @@ error is kept in `best.pt`; a rerun resumes from `last.pt` when the params are u
 With `train.devices` > 1 it trains data-parallel as the localization stages (training/step.py).
 Outputs per area in `<out>/<area>/`: best.pt, last.pt, history.csv, test_predictions.csv.
 The test predictions (and metrics) cover the seeded test subset the localization runs are
-scored on (params `evaluate`, evaluation.scored_subset); each panorama's fixed test yaw is the
+scored on (params `evaluate`, data/index.py seeded_subset); each panorama's fixed test yaw is the
 same whatever the subset.
 """
 from __future__ import annotations
@@ -33,7 +33,7 @@ from tqdm import tqdm
 from geodistill import distributed
 from geodistill.config import BevParams, CorrelateHead, EvaluateParams, OrientationParams
 from geodistill.data.bev import read_tile
-from geodistill.evaluation import scored_subset
+from geodistill.data.index import seeded_subset
 from geodistill.geometry import bev_disc, rotate_bev
 from geodistill.io import atomic_file, write_text
 from geodistill.metrics import orientation_metrics
@@ -209,7 +209,7 @@ def train_area(area: str, index: pd.DataFrame, bev: np.ndarray, bev_row: dict, p
     best_state = ckpt.load("best")
     model.load_state_dict(best_state["model"])
     test_yaws = fixed_yaws(len(splits["test"]), p.seed, TEST_STREAM, p.range_deg)     # one per test panorama
-    rows = scored_subset(splits["test"].rows.assign(true_yaw_deg=test_yaws), scored.max_samples, scored.seed)
+    rows = seeded_subset(splits["test"].rows.assign(true_yaw_deg=test_yaws), scored.max_samples, scored.seed)
     test, test_yaws = Samples(rows, bev, bev_row, views), rows.true_yaw_deg.to_numpy()
     pred = predict(model, test, test_yaws, bins, p.batch_size, place)
     if world.is_main:
