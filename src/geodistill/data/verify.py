@@ -135,16 +135,18 @@ def verify_root(root: Path, workers: int = 0, totals: list[Total] = ()) -> Verif
     problems: list[str] = []
     counts: dict[str, dict[str, int]] = {}
     files: set[Path] = set()
-    side_files = sorted(root.glob("dataset.json"))          # besides the images, what `index` reads
+    # besides the images, what `index` reads: (file, sha256 of its bytes)
+    side_files = [(p, hashlib.sha256(p.read_bytes()).hexdigest()) for p in sorted(root.glob("dataset.json"))]
     for city in city_dirs(root):
         counts[city] = {}
         for which in WHICH:
             path = label_path(root, city, which)
             if not path.is_file():
                 continue
-            side_files.append(path)
+            data = path.read_bytes()
+            side_files.append((path, hashlib.sha256(data).hexdigest()))
             good = 0
-            for no, text in enumerate(path.read_text().splitlines(), 1):
+            for no, text in enumerate(data.decode().splitlines(), 1):
                 if not text.strip():
                     continue
                 where = f"{path.relative_to(root)}:{no}"
@@ -166,8 +168,7 @@ def verify_root(root: Path, workers: int = 0, totals: list[Total] = ()) -> Verif
     problems += check_totals(table, list(totals))
     paths = sorted(files)
     fingerprint = hashlib.sha256()
-    for side_file in side_files:
-        digest = hashlib.sha256(side_file.read_bytes()).hexdigest()
+    for side_file, digest in side_files:
         fingerprint.update(f"{side_file.relative_to(root)} {digest}\n".encode())
     for path, (reason, digest) in zip(paths, _inspect_all(paths, workers)):
         if reason is not None:

@@ -128,7 +128,8 @@ def train_distill(index_path: Path, baselines: Path, out: Path, name: str, param
         if v.ema_every == "epoch":
             ema_update(teacher, student, v.ema_alpha)
         models = {"student": student, "teacher": teacher}
-        val = {k: localization_metrics(validation_errors(m, val_shard, t.predict_batch_size, place)) for k, m in models.items()}
+        val = {k: localization_metrics(validation_errors(m, val_shard, t.predict_batch_size, place))
+               for k, m in models.items()}
         history.append({"epoch": epoch + 1, "train_loss": total / max(seen, 1),
                         **{f"val_{k}_{s}_m": val[k][f"{s}_m"] for k in models for s in ("mean", "median")},
                         "seconds": time.perf_counter() - t0})
