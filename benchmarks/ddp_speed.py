@@ -24,6 +24,7 @@ import pandas as pd
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+SEED = 2023                                   # one training seed: each stage's <out>/seed2023/
 
 
 def run(args: list[str], cwd: Path) -> None:
@@ -49,9 +50,9 @@ def stages(raw: dict) -> dict[str, tuple[list[str], str]]:
                             "--metrics", "orientation.json"], "orientation/cross")}
     for method in raw["baselines"]:
         out[method] = (["train-baseline", "--method", method, "--area", "cross", "--index", "index.csv",
-                        "--out", f"baselines/{method}-cross"], f"baselines/{method}-cross")
+                        "--out", f"baselines/{method}-cross"], f"baselines/{method}-cross/seed{SEED}")
     out["distill g2s_vgg"] = (["distill", "--variant", "bench", "--index", "index.csv", "--baselines", "baselines",
-                               "--out", "distill"], "distill")
+                               "--out", "distill"], f"distill/seed{SEED}")
     return out
 
 
@@ -66,6 +67,7 @@ def main() -> None:
     raw = yaml.safe_load(args.config.read_text())
     raw["synth"]["panoramas_per_city"] = args.panoramas
     raw["distill"]["variants"] = {"bench": {"method": "g2s_vgg", "area": "cross", "epochs_factor": 1.0}}
+    raw["report"]["seeds"] = [SEED]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)

@@ -63,6 +63,22 @@ def test_samples_name_a_corrupt_image(smoke_run, tmp_path):
     np.testing.assert_allclose(mpp.numpy(), data.rows.sat_size[[2, 0]] * data.rows.mpp[[2, 0]] / 64)
 
 
+def test_every_seed_trains_its_own_folder_and_a_finished_seed_is_not_trained_again(smoke_run, tmp_path):
+    root, params = smoke_run
+    one = params.model_copy(update={"report": params.report.model_copy(update={"seeds": [2023]})})
+    first = baseline.train_baseline_seeds(root / "index.csv", tmp_path / "run", "g2s_vgg", "cross", one)
+    done = (tmp_path / "run" / "seed2023" / "last.pt").stat().st_mtime_ns
+    both = baseline.train_baseline_seeds(root / "index.csv", tmp_path / "run", "g2s_vgg", "cross", params)
+    assert list(both) == [2023, 2024] and both[2023] == first[2023]
+    assert (tmp_path / "run" / "seed2023" / "last.pt").stat().st_mtime_ns == done        # not retrained
+    a, b = (torch.load(tmp_path / "run" / f"seed{s}" / "best.pt", weights_only=True) for s in (2023, 2024))
+    assert (a["seed"], b["seed"]) == (2023, 2024)
+    assert any(not torch.equal(a["model"][k], b["model"][k]) for k in a["model"])         # another initialisation
+    # the default seed of a single run is the first of report.seeds
+    again = baseline.train_baseline(root / "index.csv", tmp_path / "single", "g2s_vgg", "cross", params)
+    assert again == first[2023]
+
+
 def test_training_resumes_to_the_same_result_and_checkpoints_are_checked(smoke_run, killed_after_first_epoch):
     root, params = smoke_run
     clean = baseline.train_baseline(root / "index.csv", root / "a", "g2s_vgg", "same", params)
@@ -125,7 +141,7 @@ def test_evaluate_and_localize(smoke_run, tmp_path, method):
     sub = evaluate(tmp_path / "run" / "best.pt", root / "index.csv", tmp_path / "orient.csv",
                    tmp_path / "sub.csv", tmp_path / "sub.json", max_samples=3, seed=7, batch_size=2)
     kept = pd.read_csv(tmp_path / "sub.csv")
-    assert sub["test_samples"] == sub["2dof"]["n"] == 3 and m["test_samples"] == len(test)
+    assert sub["2dof"]["n"] == 3 and m["2dof"]["n"] == len(test)
     assert list(kept.pano_path) == list(seeded_subset(test.reset_index(drop=True), 3, 7).pano_path)
     whole = table.set_index("pano_path").loc[kept.pano_path]        # the same predictions as in the full run,
     #                                                                 made in other batches

@@ -64,6 +64,14 @@ def test_reversed_range_and_overlapping_protocols(raw):
         parse_params(bad)
 
 
+@pytest.mark.parametrize("seeds, message", [([], "at least 1 item"), ([1, 1], "must be distinct"),
+                                            ([-1], "greater than or equal to 0")])
+def test_training_seeds_must_be_distinct_and_at_least_one(raw, seeds, message):
+    raw["report"]["seeds"] = seeds
+    with pytest.raises(ConfigError, match=rf"report\.seeds.*{message}"):
+        parse_params(raw)
+
+
 def test_several_problems_one_line_each(raw):
     raw["synth"]["seed"] = "x"
     raw["index"]["val_fraction"] = 1.5

@@ -90,8 +90,8 @@ def test_bf16_channels_last_trains_distills_and_evaluates_on_cpu(smoke_world, sm
     assert losses[1].notna().all() and not losses[0].equals(losses[1])      # autocast took effect
     assert math.isfinite(fp32["best_val_mean_m"])
 
-    (tmp_path / "baselines").mkdir()
-    (tmp_path / "bf16").rename(tmp_path / "baselines" / "g2s_vgg-cross")
+    (tmp_path / "baselines" / "g2s_vgg-cross").mkdir(parents=True)
+    (tmp_path / "bf16").rename(tmp_path / "baselines" / "g2s_vgg-cross" / f"seed{params.report.seeds[0]}")
     out = train_distill(root / "index.csv", tmp_path / "baselines", tmp_path / "distill",
                         "geodistill-g2s_vgg-cross", params)
     assert math.isfinite(out["best_val_mean_m"])

@@ -19,7 +19,7 @@ from geodistill.distill.teacher_student import ema_update, make_teacher, train_d
 from geodistill.evaluation import evaluate
 from geodistill.models.localizer import Batch
 from geodistill.training import baseline
-from geodistill.training.checkpoint import CheckpointError
+from geodistill.training.checkpoint import CheckpointError, seed_dir
 from conftest import REPO
 
 
@@ -108,14 +108,15 @@ def trained(tmp_path_factory, smoke_params):
     root = tmp_path_factory.mktemp("distill")
     write_world(smoke_params.synth, root / "world")
     write_index(build_index(root / "world", smoke_params.index), root / "index.csv")
-    baseline.train_baseline(root / "index.csv", root / "baselines" / "g2s_vgg-cross", "g2s_vgg", "cross", smoke_params)
+    start = seed_dir(root / "baselines" / "g2s_vgg-cross", smoke_params.report.seeds[0])   # the layout distill reads
+    baseline.train_baseline(root / "index.csv", start, "g2s_vgg", "cross", smoke_params)
     return root, smoke_params
 
 
 def test_a_training_step_leaves_the_teacher_untouched(trained):
     root, params = trained
     v = params.distill.variants["geodistill-g2s_vgg-cross"]
-    student, _ = baseline.load_checkpoint(root / "baselines" / "g2s_vgg-cross" / "best.pt")
+    student, _ = baseline.load_checkpoint(root / "baselines" / "g2s_vgg-cross" / "seed2023" / "best.pt")
     student.train()
     teacher = make_teacher(student)
     before = copy.deepcopy(teacher.state_dict())

@@ -86,6 +86,7 @@ def world_dir(tmp_path_factory, smoke_params):
     write_world(smoke_params.synth, root / "world")
     write_index(build_index(root / "world", smoke_params.index), root / "index.csv")
     raw = yaml.safe_load((REPO / "configs" / "smoke.yaml").read_text())
+    raw["report"]["seeds"] = [2023]                                  # one seed: <out>/seed2023/
     for devices in (1, 2):
         raw["train"] = {**raw["train"], "devices": devices, "threads": 1}
         (root / f"devices{devices}.yaml").write_text(yaml.safe_dump(raw))
@@ -111,16 +112,16 @@ def test_two_gloo_processes_train_a_baseline_and_distil_it_as_one_process(world_
     for devices in (1, 2):
         res = _run(base + ["--config", f"devices{devices}.yaml", "--out", f"base{devices}/g2s_vgg-cross"], world_dir)
         assert res.stdout.count("best validation mean error") == 1           # rank 0 speaks, once
-    one, two = _history(world_dir / "base1/g2s_vgg-cross"), _history(world_dir / "base2/g2s_vgg-cross")
+    one, two = (_history(world_dir / f"base{d}/g2s_vgg-cross/seed2023") for d in (1, 2))
     pd.testing.assert_frame_equal(one, two, rtol=1e-4, atol=0)
-    _close_weights(world_dir / "base1/g2s_vgg-cross/best.pt", world_dir / "base2/g2s_vgg-cross/best.pt", 3e-3)
+    _close_weights(*(world_dir / f"base{d}/g2s_vgg-cross/seed2023/best.pt" for d in (1, 2)), 3e-3)
 
     distil = ["geodistill", "distill", "--variant", "geodistill-g2s_vgg-cross", "--index", "index.csv",
               "--baselines", "base1"]
     for devices in (1, 2):
         _run(distil + ["--config", f"devices{devices}.yaml", "--out", f"distill{devices}"], world_dir)
-    one, two = _history(world_dir / "distill1"), _history(world_dir / "distill2")
+    one, two = (_history(world_dir / f"distill{d}" / "seed2023") for d in (1, 2))
     pd.testing.assert_frame_equal(one, two, rtol=1e-4, atol=0)
-    a, b = (torch.load(world_dir / f"distill{d}" / "last.pt", weights_only=True)["teacher"] for d in (1, 2))
+    a, b = (torch.load(world_dir / f"distill{d}" / "seed2023" / "last.pt", weights_only=True)["teacher"] for d in (1, 2))
     for k in a:                                                              # the EMA teacher too
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=3e-3, msg=k)

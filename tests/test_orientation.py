@@ -209,8 +209,8 @@ def test_the_test_predictions_cover_the_scored_subset_with_unchanged_yaws(small_
     some = pd.read_csv(root / "s" / "same" / "test_predictions.csv")
     index = pd.read_csv(root / "index.csv")
     test = index[(index.area == "same") & (index.split == "test")].reset_index(drop=True)
-    assert full["same"]["test_samples"] == len(every) == len(test) > 5
-    assert part["same"]["test_samples"] == 5
+    assert full["same"]["n"] == len(every) == len(test) > 5
+    assert part["same"]["n"] == 5
     assert list(some.pano_path) == list(seeded_subset(test, 5, 7).pano_path)
     same = every.set_index("pano_path").loc[some.pano_path]
     assert np.array_equal(some.true_yaw_deg, same.true_yaw_deg)

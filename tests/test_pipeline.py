@@ -41,18 +41,22 @@ def test_dvc_repro_smoke(tmp_path):
     assert set(metrics) == {"same", "cross"} and all(0 <= m["mean_deg"] <= 180 for m in metrics.values())
     runs = {f"{m}-{a}": "baselines" for m in ("g2s_vgg", "g2s_dino", "ccvpe") for a in ("same", "cross")}
     runs |= {"geodistill-g2s_vgg-cross": "distill", "augment-ccvpe-same": "distill"}
+    seeds = [2023, 2024]                                           # smoke.yaml report.seeds
     for run, folder in runs.items():
         m = json.loads((tmp_path / "reports" / "metrics" / f"{run}.json").read_text())
         assert {"2dof", "3dof", "tile_centre"} <= set(m) and m["2dof"]["n"] == m["tile_centre"]["n"] > 0
-        assert (tmp_path / "data" / folder / run / "best.pt").is_file()
+        assert m["seeds"] == seeds and set(m["per_seed"]) == {"2023", "2024"} and "mean_m" in m["std"]["2dof"]
+        assert all((tmp_path / "data" / folder / run / f"seed{s}" / "best.pt").is_file() for s in seeds)
+        assert all((tmp_path / "data" / "eval" / run / f"seed{s}.csv").is_file() for s in seeds)
     _check_reports(tmp_path)
     shown = _run(dvc + ["metrics", "show"], tmp_path)
     assert "orientation.json" in shown and "geodistill-g2s_vgg-cross.json" in shown
     plots = json.loads(_run(dvc + ["plots", "show", "--json"], tmp_path))     # training curves, one per run
     assert not plots.get("errors")
-    assert {Path(p).stem for p in plots["data"]} == set(runs) - {"geodistill-g2s_vgg-cross", "augment-ccvpe-same"} | {
+    curves = set(runs) - {"geodistill-g2s_vgg-cross", "augment-ccvpe-same"} | {
         f"{v}-{m}" for v in ("geodistill-g2s_vgg-cross", "augment-ccvpe-same", "fov60_120-g2s_vgg-cross")
         for m in ("student", "teacher")}
+    assert {Path(p).stem for p in plots["data"]} == {f"{c}-seed{s}" for c in curves for s in seeds}
     assert "up to date" in _run(dvc + ["repro"], tmp_path)     # nothing reruns on unchanged params
     assert "up to date" in _run(dvc + ["status"], tmp_path)   # its latency: benchmarks/pipeline_time.py
 
@@ -72,7 +76,7 @@ def _check_reports(root: Path) -> None:
     main = pd.read_csv(tables / "main.csv")
     assert list(main.run) == ["g2s_vgg-cross", "geodistill-g2s_vgg-cross", "g2s_vgg-same", "g2s_dino-cross",
                               "g2s_dino-same", "ccvpe-cross", "ccvpe-same"]
-    assert main[["mean_m", "median_m"]].notna().all().all()
+    assert main[["mean_m", "mean_m_std", "median_m", "median_m_std"]].notna().all().all()   # two seeds
     sweep = pd.read_csv(tables / "fov_sweep.csv")
     assert list(sweep.run) == ["fov60_120-g2s_vgg-cross", "geodistill-g2s_vgg-cross"]
     augment = pd.read_csv(tables / "augment_vs_distill.csv")

@@ -115,7 +115,7 @@ def test_a_vigor_layout_root_runs_through_evaluate_with_exact_ground_truth(tmp_p
         if line:
             name, _, dy, dx = line.split()[:4]
             expected[name] = (320 + float(dy), 320 - float(dx))
-    table = pd.read_csv(project / "data" / "eval" / "g2s_vgg-cross.csv")
+    table = pd.read_csv(project / "data" / "eval" / "g2s_vgg-cross" / "seed2023.csv")
     assert len(table) == N_TRAIN + N_TEST == len(expected)             # cross-area test: Chicago's whole list
     names = [Path(p).name for p in table.pano_path]
     assert sorted(names) == sorted(expected)

@@ -16,14 +16,14 @@ from typer.testing import CliRunner
 
 from geodistill.cli import app
 from geodistill.config import ConfigError, parse_params
-from geodistill.metrics import localization_report, orientation_metrics
+from geodistill.metrics import across_seeds, localization_report, orientation_metrics
 from geodistill.reports.figures import write_figures
 from geodistill.reports.qualitative import load_teacher_student
 from geodistill.reports.readme import blocks, fill, update_readme
 from geodistill.reports.runs import geodistill_variant
 from geodistill.reports.tables import build_tables, describe_dataset, load_published, write_tables
 from geodistill.training.baseline import build_model
-from geodistill.training.checkpoint import CheckpointError
+from geodistill.training.checkpoint import CheckpointError, seed_dir
 from conftest import REPO
 
 EXTRA_VARIANTS = {   # on top of smoke.yaml's geodistill-g2s_vgg-cross, augment-ccvpe-same, fov60_120-g2s_vgg-cross
@@ -46,11 +46,13 @@ BASELINES = [f"{m}-{a}" for m in ("g2s_vgg", "g2s_dino", "ccvpe") for a in ("sam
 ERRORS = {"g2s_vgg-cross": [1.0, 2.0, 3.0, 4.0, 10.0],                 # mean 4.0, median 3.0
           "geodistill-g2s_vgg-cross": [1.0, 1.5, 2.0, 3.0, 5.0]}       # mean 2.5, median 2.0
 NAN = float("nan")
+STATS = ["mean_m", "mean_m_std", "median_m", "median_m_std"]        # every run's 2-DoF columns
 
 
-def raw_params() -> dict:
+def raw_params(seeds: list[int] = (2023,)) -> dict:
     raw = yaml.safe_load((REPO / "configs" / "smoke.yaml").read_text())
     raw["distill"]["variants"].update(EXTRA_VARIANTS)
+    raw["report"]["seeds"] = list(seeds)
     return raw
 
 
@@ -59,8 +61,17 @@ def errors_of(run: str, i: int) -> np.ndarray:
     return np.array(ERRORS.get(run, [(0.5 + 0.1 * i) * e for e in (1.0, 2.0, 3.0, 4.0, 10.0)]))
 
 
-def write_run(root, run: str, method: str, area: str, errors: np.ndarray, own_yaw: bool) -> None:
-    """reports/metrics/<run>.json and data/eval/<run>.csv as evaluation.evaluate writes them."""
+def write_run(root, run: str, method: str, area: str, errors: np.ndarray, own_yaw: bool, seeds) -> None:
+    """reports/metrics/<run>.json and data/eval/<run>/seed<s>.csv as evaluation.evaluate_seeds writes
+    them; seed number k (0, 1, ...) has every error + k metres."""
+    per_seed = {str(s): seed_metrics(root / "data" / "eval" / run / f"seed{s}.csv", method, area, errors + k, own_yaw)
+                for k, s in enumerate(seeds)}
+    (root / "reports" / "metrics").mkdir(parents=True, exist_ok=True)
+    (root / "reports" / "metrics" / f"{run}.json").write_text(json.dumps(across_seeds(per_seed), indent=2) + "\n")
+
+
+def seed_metrics(csv, method: str, area: str, errors: np.ndarray, own_yaw: bool) -> dict:
+    """One seed's metrics (returned) and per-sample CSV (written), as evaluation.evaluate."""
     n = len(errors)
     table = pd.DataFrame({"pano_path": [f"data/world/C/panorama/p{k},1.0,2.0,.jpg" for k in range(n)],
                           "city": ["Calderport" if k % 2 else "Ashford" for k in range(n)],
@@ -75,10 +86,9 @@ def write_run(root, run: str, method: str, area: str, errors: np.ndarray, own_ya
         table = table.assign(pred_yaw_deg=2.0, error_3dof_own_m=errors + 1, true_yaw_deg=10.0, pred_yaw_own_deg=8.0)
         metrics["3dof_own"] = {**localization_report(table, "error_3dof_own_m"),
                                "orientation": orientation_metrics([8.0, 12.0, 14.0, 10.0, 16.0][:n], np.full(n, 10.0))}
-    (root / "reports" / "metrics").mkdir(parents=True, exist_ok=True)
-    (root / "data" / "eval").mkdir(parents=True, exist_ok=True)
-    (root / "reports" / "metrics" / f"{run}.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    table.to_csv(root / "data" / "eval" / f"{run}.csv", index=False)
+    csv.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(csv, index=False)
+    return metrics
 
 
 def write_history(path, distill: bool, epochs: int, start: float) -> None:
@@ -92,7 +102,7 @@ def write_history(path, distill: bool, epochs: int, start: float) -> None:
 
 def write_world_and_checkpoints(root, params) -> None:
     """Three cross-area test samples (PNG panorama 128x64, tile 64x64) in data/index.csv, and the
-    last.pt of each cross-area GeoDistill run."""
+    last.pt of each cross-area GeoDistill run's first seed."""
     rng = np.random.default_rng(0)
     rows = []
     for k in range(3):
@@ -110,23 +120,23 @@ def write_world_and_checkpoints(root, params) -> None:
         torch.save({"method": method, "area": "cross", "method_params": p.model_dump(mode="json"),
                     "camera_height_m": 2.0, "variant": name, "epoch": 1,
                     "model": student.state_dict(), "teacher": teacher.state_dict()},
-                   root / "data" / "distill" / name / "last.pt")
+                   seed_dir(root / "data" / "distill" / name, params.report.seeds[0]) / "last.pt")
 
 
-@pytest.fixture
-def project(tmp_path):
+def make_project(tmp_path, seeds: list[int]):
     """A params file and every output the reports read, in tmp_path (the repository layout)."""
-    raw = raw_params()
+    raw = raw_params(seeds)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))   # table rows follow params order
     params = parse_params(raw)
     runs = [(r, *r.split("-")) for r in BASELINES]
     runs += [(n, v.method, v.area) for n, v in params.distill.variants.items()]
     for i, (run, method, area) in enumerate(runs):
-        write_run(tmp_path, run, method, area, errors_of(run, i), own_yaw=method == "ccvpe")
-    for run in BASELINES:
-        write_history(tmp_path / "data" / "baselines" / run / "history.csv", False, 3, 8.0)
-    for name in params.distill.variants:
-        write_history(tmp_path / "data" / "distill" / name / "history.csv", True, 2, 6.0)
+        write_run(tmp_path, run, method, area, errors_of(run, i), method == "ccvpe", seeds)
+    for seed in seeds:
+        for run in BASELINES:
+            write_history(seed_dir(tmp_path / "data" / "baselines" / run, seed) / "history.csv", False, 3, 8.0)
+        for name in params.distill.variants:
+            write_history(seed_dir(tmp_path / "data" / "distill" / name, seed) / "history.csv", True, 2, 6.0)
     orientation = {}
     for area, pred in (("same", [1.0, -2.0, 3.0, -179.0]), ("cross", [4.0, -5.0, 0.0, 178.0])):
         true = [0.0, 0.0, 0.0, 179.0]                                 # last pair wraps: 358 -> -2 degrees
@@ -138,6 +148,18 @@ def project(tmp_path):
     (tmp_path / "reports" / "metrics" / "orientation.json").write_text(json.dumps(orientation, indent=2))
     write_world_and_checkpoints(tmp_path, params)
     return tmp_path, params
+
+
+@pytest.fixture
+def project(tmp_path):
+    """One training seed: the tables hold that seed's numbers, the std columns NaN."""
+    return make_project(tmp_path, [2023])
+
+
+@pytest.fixture
+def project_two_seeds(tmp_path):
+    """Two training seeds, the second's errors 1 m above the first's."""
+    return make_project(tmp_path, [7, 8])
 
 
 def key_rows(table: pd.DataFrame, columns: list[str]) -> list[tuple]:
@@ -169,7 +191,7 @@ def test_every_table_has_exactly_its_rows_and_columns(project):
     assert list(tables) == ["main", "supervised", "occlusion", "uncertainty", "augment_vs_distill", "fov_sweep",
                             "orientation"]
     main = tables["main"]
-    assert list(main.columns) == ["method", "area", "model", "run", "mean_m", "median_m", "mean_change_pct",
+    assert list(main.columns) == ["method", "area", "model", "run", *STATS, "mean_change_pct",
                                   "median_change_pct", "paper_mean_m", "paper_median_m", "paper_mean_change_pct",
                                   "paper_median_change_pct"]
     assert key_rows(main, ["method", "area", "model", "run"]) == [
@@ -179,8 +201,8 @@ def test_every_table_has_exactly_its_rows_and_columns(project):
         ("g2s_dino", "same", "baseline", "g2s_dino-same"), ("ccvpe", "cross", "baseline", "ccvpe-cross"),
         ("ccvpe", "cross", "GeoDistill", "geodistill-ccvpe-cross"), ("ccvpe", "same", "baseline", "ccvpe-same")]
     sup = tables["supervised"]
-    assert list(sup.columns) == ["supervision", "method", "model", "cross_run", "same_run", "cross_mean_m",
-                                 "cross_median_m", "same_mean_m", "same_median_m", "paper_cross_mean_m",
+    assert list(sup.columns) == ["supervision", "method", "model", "cross_run", "same_run",
+                                 *[f"{a}_{s}" for a in ("cross", "same") for s in STATS], "paper_cross_mean_m",
                                  "paper_cross_median_m", "paper_same_mean_m", "paper_same_median_m"]
     assert key_rows(sup, ["supervision", "method", "model", "cross_run", "same_run"]) == [
         ("full", "ccvpe", "baseline", "ccvpe-cross", "ccvpe-same"),
@@ -190,20 +212,20 @@ def test_every_table_has_exactly_its_rows_and_columns(project):
         ("weak", "g2s_vgg", "GeoDistill", "geodistill-g2s_vgg-cross", ""),
         ("weak", "g2s_dino", "baseline", "g2s_dino-cross", "g2s_dino-same")]
     occ = tables["occlusion"]
-    assert list(occ.columns) == ["method", "area", "occlusion", "settings", "run", "mean_m", "median_m",
+    assert list(occ.columns) == ["method", "area", "occlusion", "settings", "run", *STATS,
                                  "paper_mean_m", "paper_median_m"]
     assert key_rows(occ, ["method", "area", "occlusion", "settings", "run"]) == [
         ("g2s_vgg", "cross", "fov", "fov_deg=[180, 240]", "geodistill-g2s_vgg-cross"),
         ("g2s_vgg", "cross", "random_patch", "block_px=7, ratio=[0.3, 0.5]", "random_patch-g2s_vgg-cross"),
         ("g2s_vgg", "cross", "max_activation", "fraction=0.2", "max_activation-g2s_vgg-cross")]
     unc = tables["uncertainty"]
-    assert list(unc.columns) == ["method", "area", "target", "settings", "run", "mean_m", "median_m",
+    assert list(unc.columns) == ["method", "area", "target", "settings", "run", *STATS,
                                  "paper_mean_m", "paper_median_m"]
     assert key_rows(unc, ["target", "settings", "run"]) == [
         ("none (no distillation)", "", "g2s_vgg-cross"), ("sharpened", "tau=0.06", "geodistill-g2s_vgg-cross"),
         ("raw", "", "raw-g2s_vgg-cross"), ("unimodal", "sigma_cells=4, tau=0.06", "unimodal-g2s_vgg-cross")]
     aug = tables["augment_vs_distill"]
-    assert list(aug.columns) == ["method", "area", "training", "occlusion", "run", "mean_m", "median_m",
+    assert list(aug.columns) == ["method", "area", "training", "occlusion", "run", *STATS,
                                  "paper_mean_m", "paper_median_m"]
     assert key_rows(aug, ["method", "area", "training", "occlusion", "run"]) == [
         ("g2s_vgg", "cross", "baseline", "", "g2s_vgg-cross"),
@@ -213,7 +235,7 @@ def test_every_table_has_exactly_its_rows_and_columns(project):
         ("ccvpe", "same", "baseline", "", "ccvpe-same"),
         ("ccvpe", "same", "augment", "fov: fov_deg=[180, 240]", "augment-ccvpe-same")]
     fov = tables["fov_sweep"]
-    assert list(fov.columns) == ["method", "area", "fov_low_deg", "fov_high_deg", "run", "mean_m", "median_m",
+    assert list(fov.columns) == ["method", "area", "fov_low_deg", "fov_high_deg", "run", *STATS,
                                  "mean_change_pct", "median_change_pct"]
     assert key_rows(fov, ["fov_low_deg", "fov_high_deg", "run"]) == [
         (60, 120, "fov60_120-g2s_vgg-cross"), (120, 180, "fov120_180-g2s_vgg-cross"),
@@ -347,14 +369,14 @@ def test_every_figure_is_written_as_a_valid_png(project):
 
 def test_figures_name_a_missing_input(project):
     root, params = project
-    (root / "data" / "eval" / "fov240_300-g2s_vgg-cross.csv").unlink()
-    with pytest.raises(FileNotFoundError, match="fov240_300-g2s_vgg-cross.csv"):
+    (root / "data" / "eval" / "fov240_300-g2s_vgg-cross" / "seed2023.csv").unlink()
+    with pytest.raises(FileNotFoundError, match="fov240_300-g2s_vgg-cross/seed2023.csv"):
         write_figures(params, root / "data" / "eval", root / "data", root / "figures", "VIGOR")
 
 
 def test_qualitative_needs_a_checkpoint_with_a_teacher(project):
     root, _ = project
-    path = root / "data" / "distill" / "geodistill-g2s_vgg-cross" / "last.pt"
+    path = root / "data" / "distill" / "geodistill-g2s_vgg-cross" / "seed2023" / "last.pt"
     state = torch.load(path, weights_only=True)
     teacher, student, _ = load_teacher_student(path)
     assert torch.equal(teacher.state_dict()[next(iter(state["teacher"]))], next(iter(state["teacher"].values())))
@@ -383,3 +405,48 @@ def test_the_readme_shows_the_committed_tables_verbatim():
     text = (REPO / "README.md").read_text()
     assert {"main", "occlusion", "uncertainty", "augment_vs_distill", "fov_sweep"} <= set(blocks(text))
     assert fill(text, REPO / "reports" / "tables") == text
+
+
+def test_several_seeds_give_mean_and_std_in_every_table_and_a_curve_per_seed(project_two_seeds):
+    root, params = project_two_seeds
+    metrics = json.loads((root / "reports" / "metrics" / "g2s_vgg-cross.json").read_text())
+    assert metrics["seeds"] == [7, 8] and set(metrics["per_seed"]) == {"7", "8"}
+    assert metrics["per_seed"]["8"]["2dof"]["mean_m"] == 5.0 and metrics["2dof"]["n"] == 5   # counts stay whole
+    main = build_tables(params, root / "reports" / "metrics", load_published())["main"]
+    g, b = dict(model="GeoDistill", area="cross", method="g2s_vgg"), dict(model="baseline", area="cross",
+                                                                            method="g2s_vgg")
+    assert (cell(main, "mean_m", **b), cell(main, "median_m", **b)) == (4.5, 3.5)      # seeds: 4 and 5, 3 and 4
+    assert cell(main, "mean_m", **g) == 3.0 and cell(main, "mean_m_std", **g) == pytest.approx(math.sqrt(0.5))
+    assert cell(main, "median_m_std", **b) == pytest.approx(math.sqrt(0.5))
+    assert cell(main, "mean_change_pct", **g) == pytest.approx(-100 / 3)             # (3 - 4.5) / 4.5: of the means
+    out = root / "reports" / "tables"
+    res = CliRunner().invoke(app, ["tables", "--config", str(root / "params.yaml"), "--metrics",
+                                   str(root / "reports" / "metrics"), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    md = (out / "main.md").read_text()
+    assert "mean ± standard deviation over 2 training seeds (7, 8)" in md
+    assert "| g2s_vgg | cross | GeoDistill | geodistill-g2s_vgg-cross | 3.00 ± 0.71 | 2.50 ± 0.71 | -33.3 |" in md
+    assert "mean_m_std" not in md.splitlines()[2] and "mean_m_std" in (out / "main.csv").read_text()
+    assert "3.00 ± 0.71" in (out / "main.tex").read_text()
+
+    res = CliRunner().invoke(app, ["figures", "--config", str(root / "params.yaml"), "--eval", str(root / "data" / "eval"),
+                                   "--runs", str(root / "data"), "--out", str(root / "figures"), "--no-qualitative",
+                                   "--plots", str(root / "plots")])
+    assert res.exit_code == 0, res.output
+    assert all(is_png(p) for p in (root / "figures").glob("*.png"))
+    curves = {p.stem for p in (root / "plots").glob("*.csv")}
+    assert {"g2s_vgg-cross-seed7", "g2s_vgg-cross-seed8", "geodistill-g2s_vgg-cross-teacher-seed8"} <= curves
+    assert len(curves) == 2 * (len(BASELINES) + 2 * len(params.distill.variants))
+
+
+def test_across_seeds_averages_numbers_and_rejects_disagreeing_text():
+    merged = across_seeds({"1": {"method": "m", "2dof": {"n": 4, "mean_m": 2.0}},
+                           "3": {"method": "m", "2dof": {"n": 4, "mean_m": 5.0}}})
+    assert merged["2dof"] == {"n": 4, "mean_m": 3.5} and merged["seeds"] == [1, 3]
+    assert merged["std"] == {"2dof": {"n": 0.0, "mean_m": pytest.approx(2.1213203)}}       # sqrt(4.5)
+    single = across_seeds({"5": {"method": "m", "2dof": {"mean_m": 2.0}}})
+    assert single == {"method": "m", "2dof": {"mean_m": 2.0}, "seeds": [5]}               # no std, no copy
+    with pytest.raises(ValueError, match="method"):
+        across_seeds({"1": {"method": "a"}, "2": {"method": "b"}})
+    with pytest.raises(ValueError, match="same keys"):
+        across_seeds({"1": {"2dof": {"mean_m": 1.0}}, "2": {"2dof": {}}})

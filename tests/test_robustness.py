@@ -35,6 +35,7 @@ def stage(tmp_path_factory, smoke_params):
     write_index(build_index(root / "world", smoke_params.index), root / "index.csv")
     raw = yaml.safe_load((REPO / "configs" / "smoke.yaml").read_text())
     raw["baselines"]["g2s_vgg"] |= {"epochs": 4, "max_train_samples": 0}
+    raw["report"]["seeds"] = [2023]                         # one seed: <out>/seed2023/
     (root / "params.yaml").write_text(yaml.safe_dump(raw))
     orient = pd.read_csv(root / "index.csv").query("area == 'cross' and split == 'test'")[["pano_path"]]
     orient.assign(true_yaw_deg=0.0, pred_yaw_deg=0.0).to_csv(root / "orient.csv", index=False)
@@ -45,8 +46,8 @@ def stage(tmp_path_factory, smoke_params):
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def metrics(out: str) -> bytes:
-        res = subprocess.run(["geodistill", "evaluate", "--checkpoint", f"{out}/best.pt", "--index", "index.csv",
-                              "--orientation", "orient.csv", "--predictions", f"{out}.csv", "--metrics",
+        res = subprocess.run(["geodistill", "evaluate", "--run", out, "--index", "index.csv",
+                              "--orientation", "orient.csv", "--predictions", f"{out}-eval", "--metrics",
                               f"{out}.json"], cwd=root, env=_env(), capture_output=True, text=True, timeout=600)
         assert res.returncode == 0, res.stderr
         return (root / f"{out}.json").read_bytes()
@@ -64,18 +65,18 @@ def test_the_same_seed_twice_gives_byte_identical_metrics(stage):
 def test_a_stage_killed_mid_run_resumes_to_identical_metrics(stage):
     root, train, metrics = stage
     run = train("killed")
-    last = root / "killed" / "last.pt"
+    last = root / "killed" / "seed2023" / "last.pt"
     while not last.exists() and run.poll() is None:            # epoch 1 checkpointed: now in epoch 2
         time.sleep(0.02)
     time.sleep(0.3)
     run.send_signal(signal.SIGKILL)
     assert run.wait(timeout=60) == -signal.SIGKILL              # it really died before finishing
-    assert last.exists() and not (root / "killed" / "history.csv").exists()
+    assert last.exists() and not (root / "killed" / "seed2023" / "history.csv").exists()
     assert torch.load(last, weights_only=True)["epoch"] < 3
     assert train("killed").wait(timeout=600) == 0
     assert metrics("killed") == metrics("clean")
-    assert pd.read_csv(root / "killed" / "history.csv").drop(columns="seconds").equals(
-        pd.read_csv(root / "clean" / "history.csv").drop(columns="seconds"))
+    assert pd.read_csv(root / "killed" / "seed2023" / "history.csv").drop(columns="seconds").equals(
+        pd.read_csv(root / "clean" / "seed2023" / "history.csv").drop(columns="seconds"))
 
 
 def test_a_nan_loss_stops_with_a_message_and_keeps_the_last_checkpoint(stage, tmp_path, monkeypatch):
@@ -94,7 +95,9 @@ def test_a_nan_loss_stops_with_a_message_and_keeps_the_last_checkpoint(stage, tm
     res = CliRunner().invoke(app, ["train-baseline", "--config", str(tmp_path / "params.yaml"), "--method", "g2s_vgg",
                                    "--area", "cross", "--index", str(root / "index.csv"), "--out", str(out)])
     assert res.exit_code == 2
-    assert "g2s_vgg-cross epoch 2: the loss is nan; stopped, the last good checkpoint is kept in" in res.output
+    assert "g2s_vgg-cross seed 2023 epoch 2: the loss is nan; stopped, the last good checkpoint is kept in" \
+        in res.output
+    out = out / "seed2023"                                   # the first of smoke's seeds
     assert str(out / "last.pt") in res.output.replace("\n", "")
     state = torch.load(out / "last.pt", weights_only=True)
     assert state["epoch"] == 0 and all(torch.isfinite(t).all() for t in state["model"].values())

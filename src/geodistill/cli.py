@@ -9,7 +9,7 @@
         --out data/orientation --metrics reports/metrics/orientation.json
     geodistill train-baseline --config params.yaml --method g2s_vgg --area cross --out data/baselines/g2s_vgg-cross
     geodistill distill --config params.yaml --variant geodistill-g2s_vgg-cross --out data/distill/geodistill-g2s_vgg-cross
-    geodistill evaluate --checkpoint data/baselines/g2s_vgg-cross/best.pt --orientation ... --predictions ... --metrics ...
+    geodistill evaluate --config params.yaml --run data/baselines/g2s_vgg-cross --orientation ... --predictions ... --metrics ...
     geodistill tables --config params.yaml --metrics reports/metrics --out reports/tables
     geodistill figures --config params.yaml --eval data/eval --runs data --out reports/figures
     geodistill bev --pano FILE.jpg --out FILE.png --size 512 --mpp 0.1 --camera-height 2
@@ -216,9 +216,10 @@ def train_baseline_stage(config: Path = ConfigOpt,
                          method: str = typer.Option(..., help="a key of params baselines (g2s_vgg, g2s_dino, ccvpe)"),
                          area: str = typer.Option(..., help="same or cross"),
                          index: Path = typer.Option(Path("data/index.csv"), help="sample table"),
-                         out: Path = typer.Option(..., help="checkpoint folder (best.pt, last.pt, history.csv)")):
-    """Train a localization baseline (G2SWeakly or CCVPE) on one area protocol."""
-    from geodistill.training.baseline import train_baseline
+                         out: Path = typer.Option(..., help="run folder: seed<s>/ (best.pt, last.pt, history.csv) "
+                                                            "per seed of report.seeds")):
+    """Train a localization baseline (G2SWeakly or CCVPE) on one area protocol, once per seed."""
+    from geodistill.training.baseline import train_baseline_seeds
     params = _params(config)
     if area not in ("same", "cross"):
         raise UserError(f"--area must be same or cross, got {area!r}")
@@ -226,8 +227,10 @@ def train_baseline_stage(config: Path = ConfigOpt,
         raise UserError(f"sample table not found: {index}")
     _placement(params)
     with _data_parallel(params.train.devices):
-        result = train_baseline(index, out, method, area, params)
-        _main_echo(f"{method}-{area}: best validation mean error {result['best_val_mean_m']:.2f} m -> {out}")
+        results = train_baseline_seeds(index, out, method, area, params)
+        for seed, result in results.items():
+            _main_echo(f"{method}-{area} seed {seed}: best validation mean error {result['best_val_mean_m']:.2f} m "
+                       f"-> {out}/seed{seed}")
 
 
 @app.command("distill")
@@ -236,44 +239,52 @@ def distill_stage(config: Path = ConfigOpt,
                   variant: str = typer.Option(..., help="a key of params distill.variants"),
                   index: Path = typer.Option(Path("data/index.csv"), help="sample table"),
                   baselines: Path = typer.Option(Path("data/baselines"), help="folder of train-baseline runs"),
-                  out: Path = typer.Option(..., help="checkpoint folder (best.pt, last.pt, history.csv)")):
-    """GeoDistill on a trained baseline: FoV teacher-student self-distillation (or its augment control)."""
-    from geodistill.distill.teacher_student import train_distill
+                  out: Path = typer.Option(..., help="run folder: seed<s>/ (best.pt, last.pt, history.csv) "
+                                                     "per seed of report.seeds")):
+    """GeoDistill on a trained baseline: FoV teacher-student self-distillation (or its augment control),
+    once per seed, each from the same seed's baseline."""
+    from geodistill.distill.teacher_student import train_distill_seeds
     params = _params(config)
     if not index.is_file():
         raise UserError(f"sample table not found: {index}")
     _placement(params)
     with _data_parallel(params.train.devices):
-        result = train_distill(index, baselines, out, variant, params)
-        _main_echo(f"{variant}: best validation mean error {result['best_val_mean_m']:.2f} m -> {out}")
+        results = train_distill_seeds(index, baselines, out, variant, params)
+        for seed, result in results.items():
+            _main_echo(f"{variant} seed {seed}: best validation mean error {result['best_val_mean_m']:.2f} m "
+                       f"-> {out}/seed{seed}")
 
 
 @app.command()
 @_friendly
-def evaluate(config: Path = typer.Option(None, "--config", "-c", help="params file: its `evaluate` test "
-                                         "subset and train.device, precision and channels_last (default: "
-                                         "the whole test split, CPU, fp32)"),
-             checkpoint: Path = typer.Option(..., help="best.pt of a train-baseline run"),
+def evaluate(config: Path = typer.Option(None, "--config", "-c", help="params file: report.seeds, the `evaluate` "
+                                         "test subset and train.device, precision and channels_last (default: "
+                                         "every seed<s>/ of --run, the whole test split, CPU, fp32)"),
+             run: Path = typer.Option(..., help="a train-baseline or distill run folder (seed<s>/best.pt)"),
              index: Path = typer.Option(Path("data/index.csv"), help="sample table"),
              orientation: Path = typer.Option(..., help="test_predictions.csv of train-orientation, same area"),
-             predictions: Path = typer.Option(..., help="per-sample CSV to write"),
-             metrics: Path = typer.Option(..., help="metrics JSON to write")):
+             predictions: Path = typer.Option(..., help="folder for the per-sample CSVs, seed<s>.csv"),
+             metrics: Path = typer.Option(..., help="metrics JSON to write (mean over the seeds)")):
     """2-DoF and 3-DoF localization metrics on the test split, with the tile-centre reference."""
-    from geodistill.evaluation import evaluate as run
+    from geodistill.evaluation import evaluate_seeds
     for path, what in ((index, "sample table"), (orientation, "orientation predictions")):
         if not path.is_file():
             raise UserError(f"{what} not found: {path}")
-    from geodistill.training.device import Placement
     if config is None:
-        m = run(checkpoint, index, orientation, predictions, metrics)
+        seeds = sorted(int(p.name[4:]) for p in run.glob("seed*") if p.name[4:].isdigit())
+        if not seeds:
+            raise UserError(f"{run}: no seed<s>/ folders (is it a train-baseline or distill run?)")
+        m = evaluate_seeds(run, seeds, index, orientation, predictions, metrics)
     else:
         params = _params(config)
-        m = run(checkpoint, index, orientation, predictions, metrics, _placement(params),
-                params.evaluate.max_samples, params.evaluate.seed, params.train.predict_batch_size)
+        m = evaluate_seeds(run, params.report.seeds, index, orientation, predictions, metrics, _placement(params),
+                           params.evaluate.max_samples, params.evaluate.seed, params.train.predict_batch_size)
+    spread = m.get("std", {})
     for k in [k for k in ("2dof", "3dof", "3dof_own", "tile_centre") if k in m]:
-        typer.echo(f"{m['method']}-{m['area']} {k}: mean {m[k]['mean_m']:.2f} m, median {m[k]['median_m']:.2f} m, "
-                   f"within 1/3/5 m {100 * m[k]['within_1_m']:.1f}/{100 * m[k]['within_3_m']:.1f}/"
-                   f"{100 * m[k]['within_5_m']:.1f}%")
+        pm = lambda stat: f" ± {spread[k][stat]:.2f}" if k in spread else ""
+        typer.echo(f"{m['method']}-{m['area']} {k}: mean {m[k]['mean_m']:.2f}{pm('mean_m')} m, median "
+                   f"{m[k]['median_m']:.2f}{pm('median_m')} m, within 1/3/5 m {100 * m[k]['within_1_m']:.1f}/"
+                   f"{100 * m[k]['within_3_m']:.1f}/{100 * m[k]['within_5_m']:.1f}% (seeds {m['seeds']})")
 
 
 @app.command()

@@ -35,6 +35,12 @@ def _increasing(pair: tuple[int, int]) -> tuple[int, int]:
     return pair
 
 
+def _distinct(values: list) -> list:
+    if len(set(values)) != len(values):
+        raise ValueError(f"values must be distinct, got {values}")
+    return values
+
+
 Range = Annotated[tuple[Annotated[float, Field(ge=0)], Annotated[float, Field(ge=0)]], AfterValidator(_ordered)]
 IntRange = Annotated[tuple[Annotated[int, Field(ge=1)], Annotated[int, Field(ge=1)]], AfterValidator(_ordered)]
 CityName = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9]*$")]
@@ -280,9 +286,8 @@ class BaselineRun(Section):
 
 class TrainParams(Section):
     """Shared by every training stage (orientation, baselines, distillation); device, precision
-    and memory format also by `evaluate`."""
+    and memory format also by `evaluate`. The training seeds are `report.seeds`."""
 
-    seed: int = Field(ge=0)
     threads: int = Field(ge=0, description="torch CPU threads; 0 = torch's default")
     devices: int = Field(ge=1, description="data-parallel training processes under torchrun (NCCL on "
                                            "CUDA, gloo on CPU); 1 = one process, no torchrun")
@@ -303,6 +308,14 @@ class EvaluateParams(Section):
     max_samples: int = Field(ge=0, description="a seeded subset of each area's test split, the same for "
                                                "every run (so runs compare sample by sample); 0 = all")
     seed: int = Field(ge=0)
+
+
+class ReportParams(Section):
+    """Repeats of every baseline and distillation run (`seed<s>/` folders of each run); the tables
+    show the mean and standard deviation over them, the figures every seed."""
+
+    seeds: Annotated[list[Annotated[int, Field(ge=0)]], AfterValidator(_distinct)] = Field(
+        min_length=1, description="training seeds: model initialisation, batch order and every random draw")
 
 
 class FovOcclusion(Section):
@@ -440,6 +453,7 @@ class Params(Section):
         description="localization methods by name (g2s_vgg, g2s_dino, ccvpe, ...)")
     runs: dict[str, BaselineRun] = Field(description="the baseline runs dvc.yaml trains and evaluates")
     distill: DistillParams
+    report: ReportParams
 
     @model_validator(mode="after")
     def _check(self) -> "Params":

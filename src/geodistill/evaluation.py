@@ -1,8 +1,12 @@
-"""Evaluate a localization checkpoint on its area's test split (REFERENCE.md section 7).
+"""Evaluate a localization run on its area's test split (REFERENCE.md section 7).
 
-    geodistill evaluate --checkpoint data/baselines/g2s_vgg-cross/best.pt --index data/index.csv \
+    geodistill evaluate --config params.yaml --run data/baselines/g2s_vgg-cross --index data/index.csv \
         --orientation data/orientation/cross/test_predictions.csv \
-        --predictions data/eval/g2s_vgg-cross.csv --metrics reports/metrics/g2s_vgg-cross.json
+        --predictions data/eval/g2s_vgg-cross --metrics reports/metrics/g2s_vgg-cross.json
+
+A run folder holds one checkpoint per training seed, <run>/seed<s>/best.pt (report.seeds):
+each is scored (evaluate, predictions/seed<s>.csv) and the metrics JSON holds their mean, with
+the standard deviation and each seed's metrics when there are several (metrics.across_seeds).
 
 - 2-DoF: the yaw is known (the panorama as indexed, north at its centre column);
 - 3-DoF: each test panorama is turned by the orientation stage's fixed test yaw and turned back
@@ -26,8 +30,9 @@ import pandas as pd
 
 from geodistill.data.index import seeded_subset
 from geodistill.io import atomic_file, write_text
-from geodistill.metrics import localization_report, orientation_metrics
+from geodistill.metrics import across_seeds, localization_report, orientation_metrics
 from geodistill.training.baseline import load_checkpoint, predict
+from geodistill.training.checkpoint import seed_dir
 from geodistill.training.device import Placement
 from geodistill.training.samples import LocalizationSamples
 
@@ -45,9 +50,10 @@ def residual_turns(test: pd.DataFrame, orientation_csv: Path) -> tuple[np.ndarra
 
 
 def evaluate(checkpoint: Path, index_path: Path, orientation_csv: Path, predictions: Path,
-             metrics_path: Path, place: Placement = Placement.cpu(), max_samples: int = 0, seed: int = 0,
+             metrics_path: Path | None, place: Placement = Placement.cpu(), max_samples: int = 0, seed: int = 0,
              batch_size: int = 0) -> dict:
-    """Write the per-sample predictions CSV and the metrics JSON of `checkpoint`; returns the metrics.
+    """Write the per-sample predictions CSV and (unless None) the metrics JSON of `checkpoint`;
+    returns the metrics.
     max_samples > 0 scores a subset of the test split drawn with `seed` (data/index.py seeded_subset);
     batch_size: samples per forward pass (0 = the method's training batch)."""
     model, state = load_checkpoint(checkpoint)
@@ -67,7 +73,6 @@ def evaluate(checkpoint: Path, index_path: Path, orientation_csv: Path, predicti
     table = known.assign(error_3dof_m=unknown.error_m, pred_row_3dof=unknown.pred_row,
                          pred_col_3dof=unknown.pred_col, yaw_residual_deg=turns, error_centre_m=centre)
     metrics = {"method": state["method"], "area": area, "checkpoint_epoch": int(state["epoch"]) + 1,
-               "test_samples": len(test),
                "2dof": localization_report(table, "error_m"),
                "3dof": {**localization_report(table, "error_3dof_m"), "orientation": orient},
                "tile_centre": localization_report(table, "error_centre_m"), "headline_3dof": "3dof"}
@@ -80,5 +85,20 @@ def evaluate(checkpoint: Path, index_path: Path, orientation_csv: Path, predicti
             metrics["headline_3dof"] = "3dof_own"
     with atomic_file(predictions) as tmp:
         table.to_csv(tmp, index=False)
+    if metrics_path is not None:
+        write_text(metrics_path, json.dumps(metrics, indent=2) + "\n")
+    return metrics
+
+
+def evaluate_seeds(run_dir: Path, seeds: list[int], index_path: Path, orientation_csv: Path, predictions_dir: Path,
+                   metrics_path: Path, place: Placement = Placement.cpu(), max_samples: int = 0, seed: int = 0,
+                   batch_size: int = 0) -> dict:
+    """evaluate <run_dir>/seed<s>/best.pt for every training seed s into <predictions_dir>/seed<s>.csv,
+    then write the metrics of all seeds together (across_seeds) to `metrics_path`; returns them.
+    `seed` draws the test subset, the same for every training seed."""
+    per_seed = {str(s): evaluate(seed_dir(run_dir, s) / "best.pt", index_path, orientation_csv,
+                                 Path(predictions_dir) / f"seed{s}.csv", None, place, max_samples, seed, batch_size)
+                for s in seeds}
+    metrics = across_seeds(per_seed)
     write_text(metrics_path, json.dumps(metrics, indent=2) + "\n")
     return metrics

@@ -1,6 +1,6 @@
 """Localize one panorama in one satellite image with a trained checkpoint.
 
-    geodistill localize --checkpoint data/baselines/g2s_vgg-cross/best.pt \
+    geodistill localize --checkpoint data/baselines/g2s_vgg-cross/seed2023/best.pt \
         --pano pano.jpg --sat tile.png --mpp 0.114 [--yaw 30] [--heatmap scores.png]
 
 Prints the camera's pixel (row, col) in the satellite image as given, its offset from the image

@@ -4,6 +4,8 @@ section 2), or, in `augment` mode, retrain it with the same occlusion as plain a
     geodistill distill --config params.yaml --variant geodistill-g2s_vgg-cross \
         --index data/index.csv --baselines data/baselines --out data/distill/geodistill-g2s_vgg-cross
 
+One run per seed of `report.seeds`, <out>/seed<s>/, each from the same seed's baseline.
+
 The student starts from the baseline checkpoint of the variant's method and area (never from
 scratch) and sees the occluded panorama; the teacher, a copy of it that sees the full
 panorama, follows it by EMA of the parameters (its buffers, e.g. batch-norm statistics, stay
@@ -35,7 +37,7 @@ from geodistill.metrics import localization_metrics
 from geodistill.models.localizer import Batch
 from geodistill.training.baseline import (RESUMABLE_ACROSS, load_checkpoint, load_splits, training_batches,
                                          validation_errors)
-from geodistill.training.checkpoint import CheckpointError, Checkpointer, file_digest
+from geodistill.training.checkpoint import CheckpointError, Checkpointer, file_digest, seed_dir
 from geodistill.training.device import Placement
 from geodistill.training.step import memory_hint, optimizer_step, prepare, world_rows
 
@@ -69,14 +71,17 @@ def variant_loss(v: DistillVariant, student, teacher, batch: Batch, rng: np.rand
     return distill_loss(student.score_maps(occluded, batch.sat, batch.sat_mpp, columns), target, v.target)
 
 
-def train_distill(index_path: Path, baselines: Path, out: Path, name: str, params: Params) -> dict:
-    """Run variant `name` of params.distill on its baseline's checkpoint in `baselines`."""
+def train_distill(index_path: Path, baselines: Path, out: Path, name: str, params: Params,
+                  seed: int | None = None) -> dict:
+    """Run variant `name` of params.distill with `seed` (default: the first of report.seeds) on
+    the same seed's baseline checkpoint, <baselines>/<method>-<area>/seed<s>/best.pt."""
     if name not in params.distill.variants:
         raise ConfigError(f"unknown distill variant {name!r}: params `distill.variants` has "
                           f"{', '.join(params.distill.variants) or 'none'}")
     v, t = params.distill.variants[name], params.train
     p = params.baselines[v.method]
-    start = Path(baselines) / f"{v.method}-{v.area}" / "best.pt"
+    seed = params.report.seeds[0] if seed is None else seed
+    start = seed_dir(Path(baselines) / f"{v.method}-{v.area}", seed) / "best.pt"
     student, base = load_checkpoint(start, v.method)
     if base["method_params"] != p.model_dump(mode="json"):
         raise CheckpointError(f"{start} was trained with other `baselines.{v.method}` params than "
@@ -86,7 +91,7 @@ def train_distill(index_path: Path, baselines: Path, out: Path, name: str, param
     torch.use_deterministic_algorithms(True)
     place = Placement.of(t)
     world = distributed.join(place.device.type)
-    splits = load_splits(index_path, v.area, p, name, t.max_val_samples, t.seed)
+    splits = load_splits(index_path, v.area, p, name, t.max_val_samples, params.index.seed)
     val_shard = splits["val"].subset(world.shard(len(splits["val"])))
     student = prepare(place.model(student), world)
     teacher = make_teacher(student)
@@ -94,7 +99,7 @@ def train_distill(index_path: Path, baselines: Path, out: Path, name: str, param
     optimizer = torch.optim.AdamW(trainable, lr=v.lr, weight_decay=v.weight_decay)
     epochs = max(1, round(v.epochs_factor * p.epochs))
     drawn = p if v.max_train_samples == 0 else p.model_copy(update={"max_train_samples": v.max_train_samples})
-    key = {"variant": v.model_dump(), "train": t.model_dump(exclude=RESUMABLE_ACROSS), "baseline": file_digest(start),
+    key = {"variant": v.model_dump(), "seed": seed, "train": t.model_dump(exclude=RESUMABLE_ACROSS), "baseline": file_digest(start),
            "index": file_digest(index_path)}
     ckpt = Checkpointer(out, key)
     history, first_epoch, best = [], 0, float("inf")
@@ -104,18 +109,19 @@ def train_distill(index_path: Path, baselines: Path, out: Path, name: str, param
         teacher.load_state_dict(state["teacher"])
         optimizer.load_state_dict(state["optimizer"])
         first_epoch, best, history = state["epoch"] + 1, state["best"], state["history"]
-        log.info("%s: resuming after epoch %d", name, state["epoch"] + 1)
-    meta = {k: base[k] for k in ("method", "area", "method_params", "camera_height_m")} | {"variant": name}
+        log.info("%s seed %d: resuming after epoch %d", name, seed, state["epoch"] + 1)
+    meta = {k: base[k] for k in ("method", "area", "method_params", "camera_height_m")} | {"variant": name,
+                                                                                          "seed": seed}
 
     for epoch in range(first_epoch, epochs):
         t0 = time.perf_counter()
-        torch.manual_seed(t.seed + epoch)
-        occlusion_rng = np.random.default_rng([t.seed, epoch, 2])
+        torch.manual_seed(seed + epoch)
+        occlusion_rng = np.random.default_rng([seed, epoch, 2])
         student.train()
         total, seen = 0.0, 0
-        where = f"{name} epoch {epoch + 1}"
+        where = f"{name} seed {seed} epoch {epoch + 1}"
         with memory_hint(f"baselines.{v.method}.batch_size", p.batch_size):
-            for batch in training_batches(splits["train"], drawn, t.seed, epoch, student.train_yaw_deg, where):
+            for batch in training_batches(splits["train"], drawn, seed, epoch, student.train_yaw_deg, where):
                 rows, share = world_rows(len(batch.pano), world)
                 if not share:
                     continue
@@ -136,8 +142,8 @@ def train_distill(index_path: Path, baselines: Path, out: Path, name: str, param
         score = val[v.evaluated_model]["mean_m"]
         improved, best = score < best, min(best, score)
         if world.is_main:
-            log.info("%s epoch %d/%d: loss %.4f, val mean student %.2f m, teacher %.2f m (%.0fs)", name, epoch + 1,
-                     epochs, history[-1]["train_loss"], val["student"]["mean_m"], val["teacher"]["mean_m"],
+            log.info("%s seed %d epoch %d/%d: loss %.4f, val mean student %.2f m, teacher %.2f m (%.0fs)", name,
+                     seed, epoch + 1, epochs, history[-1]["train_loss"], val["student"]["mean_m"], val["teacher"]["mean_m"],
                      history[-1]["seconds"])
             if improved:
                 ckpt.save("best", {**meta, "model": models[v.evaluated_model].state_dict(), "epoch": epoch,
@@ -150,3 +156,10 @@ def train_distill(index_path: Path, baselines: Path, out: Path, name: str, param
             pd.DataFrame(history).to_csv(tmp, index=False)
     world.barrier()
     return {"best_val_mean_m": best, "epochs": epochs}
+
+
+def train_distill_seeds(index_path: Path, baselines: Path, run_dir: Path, name: str, params: Params) -> dict:
+    """train_distill once per seed of report.seeds into <run_dir>/seed<s>/, each from the same
+    seed's baseline; returns seed -> result."""
+    return {seed: train_distill(index_path, baselines, seed_dir(run_dir, seed), name, params, seed)
+            for seed in params.report.seeds}

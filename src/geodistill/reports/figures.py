@@ -6,17 +6,19 @@
                   index=Path("data/index.csv"))
 
 - error_cdf.png: share of cross-area test samples within x metres (2-DoF), each method with and
-  without GeoDistill (data/eval/<run>.csv, column error_m);
-- fov_sweep.png: mean and median error against the kept FoV range, baseline as horizontal lines;
+  without GeoDistill, one curve per training seed (data/eval/<run>/seed<s>.csv, column error_m);
+- fov_sweep.png: mean and median error against the kept FoV range (mean over the seeds, bars:
+  their standard deviation), baseline as horizontal lines;
 - training_curves.png: validation mean error per epoch of each baseline and its GeoDistill run
-  (student and teacher), from <runs>/baselines/<run>/history.csv and <runs>/distill/<variant>/history.csv;
+  (student and teacher), one line per seed, from <runs>/baselines/<run>/seed<s>/history.csv and
+  <runs>/distill/<variant>/seed<s>/history.csv;
 - orientation_error.png: histogram of the orientation network's yaw error true - predicted, wrapped
   to (-180, 180] (<runs>/orientation/<area>/test_predictions.csv);
 - qualitative-<method>.png (with `index`): teacher and student heatmaps of the cross-area
   GeoDistill run (reports/qualitative.py).
-With `plots`, the training curves also go there as one CSV per curve (epoch, val_mean_m): every
-baseline run, and every distillation variant's student and teacher at the epochs after its
-baseline's, for `dvc plots show` / `dvc plots diff`.
+With `plots`, the training curves also go there as one CSV per curve and seed (epoch, val_mean_m):
+every baseline run, and every distillation variant's student and teacher at the epochs after its
+baseline's, for `dvc plots show` / `dvc plots diff`. The qualitative examples use the first seed.
 Rows come from params as for the tables (reports/runs.py); a missing input raises FileNotFoundError.
 """
 from __future__ import annotations
@@ -34,6 +36,7 @@ from geodistill.geometry import wrap_degrees
 from geodistill.io import atomic_file
 from geodistill.reports.runs import (AREAS, ablation_groups, baseline_run, geodistill_variant, load_errors,
                                      load_history, require, run_methods, run_pairs)
+from geodistill.training.checkpoint import seed_dir
 
 DPI = 150
 
@@ -49,33 +52,41 @@ def save(fig: Figure, path: Path) -> Path:
 
 
 def error_cdf_figure(params: Params, eval_dir: Path, dataset: str) -> Figure:
-    """Empirical CDF of the cross-area 2-DoF error; the x-axis ends at the largest 90th percentile
-    of the curves, rounded up to 5 m (stated on the axis)."""
-    curves = []
+    """Empirical CDF of the cross-area 2-DoF error, one curve per training seed; the x-axis ends
+    at the largest 90th percentile of the curves, rounded up to 5 m (stated on the axis)."""
+    seeds, curves = params.report.seeds, []
     for i, method in enumerate(m for m, a in run_pairs(params) if a == "cross"):
-        curves.append((f"{method} baseline", load_errors(eval_dir, baseline_run(method, "cross")), f"C{i}", "--"))
+        base = load_errors(eval_dir, baseline_run(method, "cross"), seeds)
+        curves.append((f"{method} baseline", base, f"C{i}", "--"))
         name = geodistill_variant(params, method, "cross")
         if name:
-            curves.append((f"{method} + GeoDistill", load_errors(eval_dir, name), f"C{i}", "-"))
-    limit = round_up(max(np.percentile(err, 90) for _, err, _, _ in curves), 5)
+            curves.append((f"{method} + GeoDistill", load_errors(eval_dir, name, seeds), f"C{i}", "-"))
+    limit = round_up(max(np.percentile(err, 90) for _, per_seed, _, _ in curves for err in per_seed.values()), 5)
     fig = Figure(figsize=(7, 4.5))
     ax = fig.subplots()
-    for label, err, colour, style in curves:
-        x = np.sort(err)
-        ax.step(x, 100 * np.arange(1, len(x) + 1) / len(x), where="post", color=colour, linestyle=style,
-                label=f"{label} (mean {err.mean():.2f} m, median {np.median(err):.2f} m)")
+    over = "" if len(seeds) == 1 else f", means of {len(seeds)} seeds"
+    for label, per_seed, colour, style in curves:
+        mean, median = (np.mean([fn(e) for e in per_seed.values()]) for fn in (np.mean, np.median))
+        for k, err in enumerate(per_seed.values()):
+            x = np.sort(err)
+            ax.step(x, 100 * np.arange(1, len(x) + 1) / len(x), where="post", color=colour, linestyle=style,
+                    alpha=1 if len(seeds) == 1 else 0.6,
+                    label=None if k else f"{label} (mean {mean:.2f} m, median {median:.2f} m{over})")
     ax.set_xlim(0, limit)
     ax.set_ylim(0, 100)
     ax.set_xlabel(f"2-DoF localization error (m); axis clipped at {limit:g} m")
     ax.set_ylabel("test samples with error ≤ x (%)")
-    ax.set_title(f"Cross-area error CDF, known orientation: {dataset}")
+    ax.set_title(f"Cross-area error CDF, known orientation{'' if len(seeds) == 1 else ', one curve per seed'}: "
+                 f"{dataset}")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     return fig
 
 
 def fov_sweep_figure(params: Params, eval_dir: Path, dataset: str) -> Figure:
-    """Per method and area with a FoV-range sweep: mean and median error at each range's midpoint."""
+    """Per method and area with a FoV-range sweep: mean and median error at each range's midpoint,
+    averaged over the seeds (error bars: their standard deviation, with two seeds or more)."""
+    seeds = params.report.seeds
     groups = ablation_groups(params, "occlusion", lambda v: isinstance(v.occlusion, FovOcclusion))
     fig = Figure(figsize=(6 * max(1, len(groups)), 4.2), layout="tight")
     axes = fig.subplots(1, max(1, len(groups)), squeeze=False)
@@ -85,14 +96,20 @@ def fov_sweep_figure(params: Params, eval_dir: Path, dataset: str) -> Figure:
     for ax, (method, area, runs) in zip(axes[0], groups):
         ranges = sorted((v.occlusion.fov_deg, run) for run, v in runs.items())
         mid = [(lo + hi) / 2 for (lo, hi), _ in ranges]
-        errors = [load_errors(eval_dir, run) for _, run in ranges]
-        base = load_errors(eval_dir, baseline_run(method, area))
-        for stat, fn, colour, marker in (("mean", np.mean, "C0", "o"), ("median", np.median, "C1", "s")):
-            ax.plot(mid, [fn(e) for e in errors], color=colour, marker=marker, label=f"GeoDistill {stat}")
-            ax.axhline(fn(base), color=colour, linestyle="--", label=f"baseline {stat} ({fn(base):.2f} m)")
+        errors = [list(load_errors(eval_dir, run, seeds).values()) for _, run in ranges]
+        base = list(load_errors(eval_dir, baseline_run(method, area), seeds).values())
+        for stat, fn, colour, marker, dx in (("mean", np.mean, "C0", "o", -1.5), ("median", np.median, "C1", "s", 1.5)):
+            per_range = np.array([[fn(e) for e in per_seed] for per_seed in errors])      # (ranges, seeds)
+            spread = per_range.std(axis=1, ddof=1) if len(seeds) > 1 else None
+            x = np.add(mid, dx if spread is not None else 0)                # the two bars side by side
+            ax.errorbar(x, per_range.mean(axis=1), yerr=spread, color=colour, marker=marker, capsize=3,
+                        label=f"GeoDistill {stat}")
+            level = np.mean([fn(e) for e in base])
+            ax.axhline(level, color=colour, linestyle="--", label=f"baseline {stat} ({level:.2f} m)")
         ax.set_xticks(mid, [f"{lo}–{hi}" for (lo, hi), _ in ranges])
         ax.set_xlabel("kept field of view drawn in [low, high) (degrees)")
-        ax.set_ylabel("2-DoF localization error (m)")
+        over = "" if len(seeds) == 1 else f", mean ± std of {len(seeds)} seeds"
+        ax.set_ylabel(f"2-DoF localization error (m){over}")
         ax.set_ylim(bottom=0)
         ax.set_title(f"{method}, {area}-area test: {dataset}")
         ax.grid(alpha=0.3)
@@ -103,8 +120,8 @@ def fov_sweep_figure(params: Params, eval_dir: Path, dataset: str) -> Figure:
 def training_curves_figure(params: Params, runs_dir: Path, dataset: str) -> Figure:
     """One panel per area and method: the baseline's validation mean error per epoch, then its
     GeoDistill run's student and teacher, whose epochs follow the baseline's (the student starts
-    from the baseline's best epoch, marked)."""
-    methods = run_methods(params)
+    from the baseline's best epoch, marked); one set of lines per training seed."""
+    methods, seeds = run_methods(params), params.report.seeds
     fig = Figure(figsize=(4.6 * len(methods), 3.6 * len(AREAS)), layout="tight")
     axes = fig.subplots(len(AREAS), len(methods), squeeze=False)
     for row, area in enumerate(AREAS):
@@ -114,21 +131,23 @@ def training_curves_figure(params: Params, runs_dir: Path, dataset: str) -> Figu
             if run not in params.runs:
                 ax.set_axis_off()
                 continue
-            base = load_history(Path(runs_dir) / "baselines" / run / "history.csv", ("val_mean_m",))
-            ax.plot(base.epoch, base.val_mean_m, "k-o", markersize=3, label="baseline")
-            best = base.loc[base.val_mean_m.idxmin()]
-            ax.plot(best.epoch, best.val_mean_m, "k*", markersize=11, label="best baseline epoch")
-            name = geodistill_variant(params, method, area)
-            last = base.epoch.max()
-            if name:
-                hist = load_history(Path(runs_dir) / "distill" / name / "history.csv",
-                                    ("val_student_mean_m", "val_teacher_mean_m"))
-                x = base.epoch.max() + hist.epoch
-                ax.plot([best.epoch, x.iloc[0]], [best.val_mean_m, hist.val_student_mean_m.iloc[0]], "C0:")
-                ax.plot(x, hist.val_student_mean_m, "C0-o", markersize=3, label="GeoDistill student")
-                ax.plot(x, hist.val_teacher_mean_m, "C1--s", markersize=3, label="GeoDistill teacher")
-                last = x.max()
-            ax.set_title(f"{run}", fontsize=10)
+            name, last = geodistill_variant(params, method, area), 1
+            for k, seed in enumerate(seeds):
+                label = (lambda text: None) if k else (lambda text: text)
+                base = load_history(seed_dir(Path(runs_dir) / "baselines" / run, seed) / "history.csv", ("val_mean_m",))
+                ax.plot(base.epoch, base.val_mean_m, "k-o", markersize=3, label=label("baseline"))
+                best = base.loc[base.val_mean_m.idxmin()]
+                ax.plot(best.epoch, best.val_mean_m, "k*", markersize=11, label=label("best baseline epoch"))
+                last = max(last, base.epoch.max())
+                if name:
+                    hist = load_history(seed_dir(Path(runs_dir) / "distill" / name, seed) / "history.csv",
+                                        ("val_student_mean_m", "val_teacher_mean_m"))
+                    x = base.epoch.max() + hist.epoch
+                    ax.plot([best.epoch, x.iloc[0]], [best.val_mean_m, hist.val_student_mean_m.iloc[0]], "C0:")
+                    ax.plot(x, hist.val_student_mean_m, "C0-o", markersize=3, label=label("GeoDistill student"))
+                    ax.plot(x, hist.val_teacher_mean_m, "C1--s", markersize=3, label=label("GeoDistill teacher"))
+                    last = max(last, x.max())
+            ax.set_title(run if len(seeds) == 1 else f"{run} ({len(seeds)} seeds)", fontsize=10)
             ax.set_xlabel("epoch (GeoDistill's after the baseline's)" if name else "epoch")
             ax.set_xlim(0.5, last + 0.5)                      # whole epochs, even for a one-epoch run
             ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
@@ -163,20 +182,24 @@ def orientation_figure(params: Params, runs_dir: Path, dataset: str) -> Figure:
 
 
 def training_curves(params: Params, runs_dir: Path) -> dict[str, pd.DataFrame]:
-    """Curve name -> (epoch, val_mean_m): each baseline run, then each distillation variant's
-    student and teacher, numbered after its baseline's epochs."""
+    """Curve name -> (epoch, val_mean_m), per training seed s: each baseline run (<run>-seed<s>),
+    then each distillation variant's student and teacher (<variant>-<model>-seed<s>), numbered
+    after its baseline's epochs."""
     runs_dir = Path(runs_dir)
     curves, last_epoch = {}, {}
-    for run in params.runs:
-        base = load_history(runs_dir / "baselines" / run / "history.csv", ("val_mean_m",))
-        curves[run] = base[["epoch", "val_mean_m"]].reset_index(drop=True)
-        last_epoch[run] = int(base.epoch.max())
-    for name, v in params.distill.variants.items():
-        base_run = baseline_run(v.method, v.area)
-        hist = load_history(runs_dir / "distill" / name / "history.csv", ("val_student_mean_m", "val_teacher_mean_m"))
-        for model in ("student", "teacher"):
-            curves[f"{name}-{model}"] = pd.DataFrame({"epoch": last_epoch.get(base_run, 0) + hist.epoch.to_numpy(),
-                                                      "val_mean_m": hist[f"val_{model}_mean_m"].to_numpy()})
+    for seed in params.report.seeds:
+        for run in params.runs:
+            base = load_history(seed_dir(runs_dir / "baselines" / run, seed) / "history.csv", ("val_mean_m",))
+            curves[f"{run}-seed{seed}"] = base[["epoch", "val_mean_m"]].reset_index(drop=True)
+            last_epoch[run] = int(base.epoch.max())
+        for name, v in params.distill.variants.items():
+            base_run = baseline_run(v.method, v.area)
+            hist = load_history(seed_dir(runs_dir / "distill" / name, seed) / "history.csv",
+                                ("val_student_mean_m", "val_teacher_mean_m"))
+            for model in ("student", "teacher"):
+                curves[f"{name}-{model}-seed{seed}"] = pd.DataFrame({
+                    "epoch": last_epoch.get(base_run, 0) + hist.epoch.to_numpy(),
+                    "val_mean_m": hist[f"val_{model}_mean_m"].to_numpy()})
     return curves
 
 
@@ -212,7 +235,8 @@ def write_figures(params: Params, eval_dir: Path, runs_dir: Path, out_dir: Path,
         for method in (m for m, a in run_pairs(params) if a == "cross"):
             name = geodistill_variant(params, method, "cross")
             if name:
-                fig = qualitative_figure(Path(runs_dir) / "distill" / name / "last.pt", samples, "cross",
-                                         params.distill.variants[name].occlusion, params.train.seed, dataset)
+                seed = params.report.seeds[0]
+                fig = qualitative_figure(seed_dir(Path(runs_dir) / "distill" / name, seed) / "last.pt", samples,
+                                         "cross", params.distill.variants[name].occlusion, seed, dataset)
                 written.append(save(fig, out_dir / f"qualitative-{method}.png"))
     return written

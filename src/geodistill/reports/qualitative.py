@@ -3,7 +3,7 @@ GeoDistill run put the camera, on a few test samples.
 
     geodistill figures --config params.yaml --eval data/eval --runs data --out reports/figures --index data/index.csv
 
-    fig = qualitative_figure(Path("data/distill/geodistill-g2s_vgg-cross/last.pt"), index, "cross",
+    fig = qualitative_figure(Path("data/distill/geodistill-g2s_vgg-cross/seed2023/last.pt"), index, "cross",
                              params.distill.variants["geodistill-g2s_vgg-cross"].occlusion, seed=2023,
                              dataset="VIGOR")
 

@@ -7,6 +7,7 @@ readers of their outputs.
     geodistill_variant(params, "g2s_vgg", "cross")            # "geodistill-g2s_vgg-cross" or None
     ablations(params, "g2s_vgg", "cross", {"occlusion"})      # variants that change only the occlusion
     load_metrics(Path("reports/metrics"), "g2s_vgg-cross")    # the evaluate stage's JSON
+    load_errors(Path("data/eval"), "g2s_vgg-cross", [2023])   # seed -> per-sample errors
 
 A baseline run is an entry `<method>-<area>` of `params.runs`. The
 GeoDistill run of a method and area is the variant whose mode, occlusion and target equal
@@ -127,13 +128,17 @@ def load_metrics(metrics_dir: Path, run: str, method: str | None = None, area: s
     return metrics
 
 
-def load_errors(eval_dir: Path, run: str) -> np.ndarray:
-    """(N,) per-sample 2-DoF errors in metres of one run (the evaluate stage's CSV)."""
-    path = require(Path(eval_dir) / f"{run}.csv", f"per-sample predictions of run {run!r}")
-    table = pd.read_csv(path)
-    if "error_m" not in table:
-        raise ReportError(f"{path}: no error_m column")
-    return table.error_m.to_numpy(float)
+def load_errors(eval_dir: Path, run: str, seeds: list[int]) -> dict[int, np.ndarray]:
+    """Training seed -> (N,) per-sample 2-DoF errors in metres of one run (the evaluate stage's
+    <eval_dir>/<run>/seed<s>.csv); every seed is scored on the same test samples."""
+    errors = {}
+    for seed in seeds:
+        path = require(Path(eval_dir) / run / f"seed{seed}.csv", f"per-sample predictions of run {run!r}, seed {seed}")
+        table = pd.read_csv(path)
+        if "error_m" not in table:
+            raise ReportError(f"{path}: no error_m column")
+        errors[seed] = table.error_m.to_numpy(float)
+    return errors
 
 
 def load_history(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:

@@ -6,7 +6,9 @@
     write_tables(tables, Path("reports/tables"), "synthetic world (params.yaml)")
 
 Every number is the 2-DoF error (known orientation) in metres on the area's test split, read
-from the `2dof` block the evaluate stage writes; `paper_*` columns hold the published numbers
+from the `2dof` block the evaluate stage writes: the mean over the training seeds
+(report.seeds), each `X_std` column the seeds' standard deviation of X (NaN with one seed;
+Markdown and LaTeX print `X ± std` in one cell); `paper_*` columns hold the published numbers
 (published.yaml, REFERENCE.md section 8), NaN where the paper gives none; `*_change_pct` is
 100 (new - baseline) / baseline. Rows come from params (reports/runs.py). A table whose variants
 params does not configure is written empty, with its columns.
@@ -28,20 +30,19 @@ from geodistill.reports.runs import (ablation_groups, ablations, baseline_run, d
 PUBLISHED = Path(__file__).with_name("published.yaml")
 NAN = float("nan")
 
+STATS = ["mean_m", "mean_m_std", "median_m", "median_m_std"]
 COLUMNS = {
-    "main": ["method", "area", "model", "run", "mean_m", "median_m", "mean_change_pct", "median_change_pct",
+    "main": ["method", "area", "model", "run", *STATS, "mean_change_pct", "median_change_pct",
              "paper_mean_m", "paper_median_m", "paper_mean_change_pct", "paper_median_change_pct"],
-    "supervised": ["supervision", "method", "model", "cross_run", "same_run", "cross_mean_m", "cross_median_m",
-                   "same_mean_m", "same_median_m", "paper_cross_mean_m", "paper_cross_median_m",
+    "supervised": ["supervision", "method", "model", "cross_run", "same_run",
+                   *[f"{a}_{s}" for a in ("cross", "same") for s in STATS], "paper_cross_mean_m", "paper_cross_median_m",
                    "paper_same_mean_m", "paper_same_median_m"],
-    "occlusion": ["method", "area", "occlusion", "settings", "run", "mean_m", "median_m",
-                  "paper_mean_m", "paper_median_m"],
-    "uncertainty": ["method", "area", "target", "settings", "run", "mean_m", "median_m",
-                    "paper_mean_m", "paper_median_m"],
-    "augment_vs_distill": ["method", "area", "training", "occlusion", "run", "mean_m", "median_m",
-                           "paper_mean_m", "paper_median_m"],
-    "fov_sweep": ["method", "area", "fov_low_deg", "fov_high_deg", "run", "mean_m", "median_m",
-                  "mean_change_pct", "median_change_pct"],
+    "occlusion": ["method", "area", "occlusion", "settings", "run", *STATS, "paper_mean_m", "paper_median_m"],
+    "uncertainty": ["method", "area", "target", "settings", "run", *STATS, "paper_mean_m", "paper_median_m"],
+    "augment_vs_distill": ["method", "area", "training", "occlusion", "run", *STATS, "paper_mean_m",
+                           "paper_median_m"],
+    "fov_sweep": ["method", "area", "fov_low_deg", "fov_high_deg", "run", *STATS, "mean_change_pct",
+                  "median_change_pct"],
     "orientation": ["area", "model", "run", "n", "mean_deg", "median_deg", "within_1_deg_pct",
                     "within_3_deg_pct", "within_5_deg_pct"],
 }
@@ -74,9 +75,12 @@ def describe_dataset(params: Params, config: Path) -> str:
 
 
 def scoring_note(params: Params) -> str:
-    """The caption's note on the test subset every run was scored on (params `evaluate`), if any."""
-    n = params.evaluate.max_samples
-    return "" if n == 0 else f"; each area scored on the same seeded {n}-panorama subset of its test split"
+    """The caption's note on the training seeds and on the test subset every run was scored on
+    (params `report.seeds`, `evaluate`)."""
+    n, seeds = params.evaluate.max_samples, params.report.seeds
+    note = (f"; one training seed ({seeds[0]})" if len(seeds) == 1 else
+            f"; mean ± standard deviation over {len(seeds)} training seeds ({', '.join(map(str, seeds))})")
+    return note + ("" if n == 0 else f"; each area scored on the same seeded {n}-panorama subset of its test split")
 
 
 def change_pct(new: float, old: float) -> float:
@@ -99,9 +103,21 @@ def paper_pair(published: dict, keys: tuple | None) -> list[float]:
     return [published_number(published, keys, s) for s in ("mean_m", "median_m")]
 
 
-def two_dof(metrics_dir: Path, run: str, method: str, area: str) -> tuple[float, float]:
-    block = load_metrics(metrics_dir, run, method, area)["2dof"]
-    return block["mean_m"], block["median_m"]
+def two_dof(metrics_dir: Path, run: str, method: str, area: str) -> dict[str, float]:
+    """The run's 2-DoF mean and median over its seeds and their standard deviations (STATS)."""
+    metrics = load_metrics(metrics_dir, run, method, area)
+    block, spread = metrics["2dof"], metrics.get("std", {}).get("2dof", {})
+    return {s: float(block[s]) for s in ("mean_m", "median_m")} | {
+        f"{s}_std": float(spread.get(s, NAN)) for s in ("mean_m", "median_m")}
+
+
+def cells(scores: dict[str, float]) -> list[float]:
+    return [scores[s] for s in STATS]
+
+
+def changes(new: dict[str, float], old: dict[str, float]) -> list[float]:
+    """Relative change of the mean and the median (%)."""
+    return [change_pct(new[s], old[s]) for s in ("mean_m", "median_m")]
 
 
 def supervision(params: Params, method: str) -> str:
@@ -120,8 +136,8 @@ def main_table(params: Params, metrics_dir: Path, published: dict) -> pd.DataFra
                 continue
             ours = two_dof(metrics_dir, run, method, area)
             is_new = model == "GeoDistill"
-            rows.append([method, area, model, run, *ours,
-                         *[change_pct(o, b) if is_new else NAN for o, b in zip(ours, base)], *paper[model],
+            rows.append([method, area, model, run, *cells(ours), *(changes(ours, base) if is_new else [NAN, NAN]),
+                         *paper[model],
                          *[change_pct(p, b) if is_new else NAN for p, b in zip(paper[model], paper["baseline"])]])
     return pd.DataFrame(rows, columns=COLUMNS["main"])
 
@@ -134,7 +150,8 @@ def supervised_table(params: Params, metrics_dir: Path, published: dict) -> pd.D
                     if baseline_run(method, a) in params.runs else None for a in ("cross", "same")}
             if not any(runs.values()):
                 continue
-            ours = {a: two_dof(metrics_dir, r, method, a) if r else (NAN, NAN) for a, r in runs.items()}
+            ours = {a: cells(two_dof(metrics_dir, r, method, a)) if r else [NAN] * len(STATS)
+                    for a, r in runs.items()}
             paper = [x for a in ("cross", "same") for x in paper_pair(published, ("methods", method, key, a))]
             rows.append([supervision(params, method), method, model, runs["cross"] or "", runs["same"] or "",
                          *ours["cross"], *ours["same"], *paper])
@@ -142,7 +159,7 @@ def supervised_table(params: Params, metrics_dir: Path, published: dict) -> pd.D
         if method not in run_methods(params):                    # published only: the paper's comparison
             paper = [x for a in ("cross", "same") for x in paper_pair(published, ("methods", method, "baseline", a))]
             rows.append([entry.get("supervision", ""), method, "baseline (not replicated)", "", "",
-                         NAN, NAN, NAN, NAN, *paper])
+                         *[NAN] * (2 * len(STATS)), *paper])
     table = pd.DataFrame(rows, columns=COLUMNS["supervised"])
     order = table.supervision.map({"full": 0, "weak": 1}).fillna(2).to_numpy()
     return table.iloc[np.argsort(order, kind="stable")].reset_index(drop=True)
@@ -155,14 +172,15 @@ def _knob_rows(params: Params, metrics_dir: Path, published: dict, knob: str, ke
     for method, area, runs in ablation_groups(params, knob, keep):
         if knob == "target":
             run = baseline_run(method, area)
-            rows.append([method, area, "none (no distillation)", "", run, *two_dof(metrics_dir, run, method, area),
+            rows.append([method, area, "none (no distillation)", "", run,
+                         *cells(two_dof(metrics_dir, run, method, area)),
                          *paper_pair(published, ("methods", method, "baseline", area))])
         name = geodistill_variant(params, method, area)
         for run, v in runs.items():
             keys = (("methods", method, "geodistill", area) if run == name else
                     ("ablations", area, knob, method, label(v)))
             rows.append([method, area, label(v), describe(getattr(v, knob)), run,
-                         *two_dof(metrics_dir, run, method, area), *paper_pair(published, keys)])
+                         *cells(two_dof(metrics_dir, run, method, area)), *paper_pair(published, keys)])
     return rows
 
 
@@ -196,7 +214,7 @@ def augment_table(params: Params, metrics_dir: Path, published: dict) -> pd.Data
             entries.append(("GeoDistill", f"{v.occlusion.kind}: {describe(v.occlusion)}", name,
                             ("methods", method, "geodistill", area)))
         for training, occlusion, run, keys in entries:
-            rows.append([method, area, training, occlusion, run, *two_dof(metrics_dir, run, method, area),
+            rows.append([method, area, training, occlusion, run, *cells(two_dof(metrics_dir, run, method, area)),
                          *paper_pair(published, keys)])
     return pd.DataFrame(rows, columns=COLUMNS["augment_vs_distill"])
 
@@ -216,8 +234,7 @@ def fov_sweep_table(params: Params, metrics_dir: Path) -> pd.DataFrame:
         base = two_dof(metrics_dir, baseline_run(method, area), method, area)
         for run, v in sorted(runs.items(), key=lambda item: item[1].occlusion.fov_deg):
             ours = two_dof(metrics_dir, run, method, area)
-            rows.append([method, area, *v.occlusion.fov_deg, run, *ours,
-                         *[change_pct(o, b) for o, b in zip(ours, base)]])
+            rows.append([method, area, *v.occlusion.fov_deg, run, *cells(ours), *changes(ours, base)])
     return pd.DataFrame(rows, columns=COLUMNS["fov_sweep"])
 
 
@@ -271,7 +288,17 @@ def column_text(values: pd.Series, column: str, na: str) -> list[str]:
 
 
 def as_text(table: pd.DataFrame, na: str) -> pd.DataFrame:
-    return pd.DataFrame({c: column_text(table[c], c, na) for c in table.columns}, columns=table.columns, dtype=object)
+    """The cells as printed; a column X with an `X_std` column beside it reads `X ± std` where the
+    std is a number (several seeds), and the `X_std` column itself is not printed."""
+    shown = [c for c in table.columns if not (c.endswith("_std") and c.removesuffix("_std") in table)]
+    text = {}
+    for c in shown:
+        cells = column_text(table[c], c, na)
+        if f"{c}_std" in table:
+            spread = column_text(table[f"{c}_std"], c, na)
+            cells = [v if s == na or v == na else f"{v} ± {s}" for v, s in zip(cells, spread)]
+        text[c] = cells
+    return pd.DataFrame(text, columns=shown, dtype=object)
 
 
 def is_numeric(table: pd.DataFrame, column: str) -> bool:
@@ -282,8 +309,8 @@ def markdown(table: pd.DataFrame) -> str:
     """A GitHub Markdown table: a header, an alignment row (numbers right-aligned), one line per row."""
     text = as_text(table, "–")
     row = lambda cells: "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
-    align = ["---:" if is_numeric(table, c) else ":---" for c in table.columns]
-    return "\n".join([row(table.columns), row(align), *(row(r) for r in text.itertuples(index=False))])
+    align = ["---:" if is_numeric(table, c) else ":---" for c in text.columns]
+    return "\n".join([row(text.columns), row(align), *(row(r) for r in text.itertuples(index=False))])
 
 
 LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
@@ -298,7 +325,7 @@ def latex(table: pd.DataFrame, name: str, text: str) -> str:
     """A booktabs table environment (pandas Styler), cells escaped, with caption and label."""
     cells = as_text(table, "--")
     return (cells.style.hide(axis="index").format(escape="latex").format_index(escape="latex", axis=1)
-            .to_latex(column_format="".join("r" if is_numeric(table, c) else "l" for c in table.columns),
+            .to_latex(column_format="".join("r" if is_numeric(table, c) else "l" for c in cells.columns),
                       hrules=True, caption=latex_escape(text), label=f"tab:{name}", position_float="centering"))
 
 

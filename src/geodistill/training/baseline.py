@@ -11,8 +11,9 @@ Each epoch logs one line and saves `last.pt`; a rerun resumes from it when param
 are unchanged. Every draw of an epoch is seeded by (seed, epoch), so a run killed at any moment
 and rerun repeats the unfinished epoch from `last.pt` and ends with the same numbers. With
 `train.devices` > 1 the stage runs as that many data-parallel processes (distributed.py), with
-the single-process result. Outputs in <out>/: best.pt, last.pt, history.csv. A checkpoint
-carries its method's params, so evaluation rebuilds the model from it.
+the single-process result. Outputs in <out>/: best.pt, last.pt, history.csv; the stage trains
+one such folder per seed of `report.seeds`, <out>/seed<s>/. A checkpoint carries its method's
+params, so evaluation rebuilds the model from it.
 """
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ from geodistill.io import atomic_file
 from geodistill.metrics import localization_metrics
 from geodistill.models.localizer import Batch, build_localizer, predict_tile_pixels
 from geodistill.training.augment import augment_batch
-from geodistill.training.checkpoint import CheckpointError, Checkpointer, file_digest
+from geodistill.training.checkpoint import CheckpointError, Checkpointer, file_digest, seed_dir
 from geodistill.training.device import Placement
 from geodistill.training.samples import LocalizationSamples, tile_disjoint_batches
 from geodistill.training.step import memory_hint, optimizer_step, prepare, world_rows
@@ -138,22 +139,26 @@ def validation_errors(model: torch.nn.Module, shard: LocalizationSamples, batch_
     return np.concatenate(distributed.gather_objects(errors))
 
 
-def train_baseline(index_path: Path, out: Path, method: str, area: str, params: Params) -> dict:
-    """Train `method` on the area's train split, keep the best by validation mean error."""
+def train_baseline(index_path: Path, out: Path, method: str, area: str, params: Params,
+                   seed: int | None = None) -> dict:
+    """Train `method` on the area's train split with `seed` (default: the first of report.seeds),
+    keep the best by validation mean error. The stage runs it once per seed (train_baseline_seeds)."""
     if method not in params.baselines:
         raise ConfigError(f"unknown method {method!r}: params `baselines` has {', '.join(params.baselines)}")
     p, t = params.baselines[method], params.train
+    seed = params.report.seeds[0] if seed is None else seed
     if t.threads:
         torch.set_num_threads(t.threads)
     torch.use_deterministic_algorithms(True)
     place = Placement.of(t)
     world = distributed.join(place.device.type)
-    splits = load_splits(index_path, area, p, f"{method}-{area}", t.max_val_samples, t.seed)
+    splits = load_splits(index_path, area, p, f"{method}-{area}", t.max_val_samples, params.index.seed)
     val_shard = splits["val"].subset(world.shard(len(splits["val"])))
-    model = prepare(place.model(build_model(p, params.bev.camera_height_m, t.seed)), world)
+    model = prepare(place.model(build_model(p, params.bev.camera_height_m, seed)), world)
     trainable = [q for q in model.parameters() if q.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=p.lr, weight_decay=p.weight_decay)
-    key = {"method": method, "area": area, "baseline": p.model_dump(), "train": t.model_dump(exclude=RESUMABLE_ACROSS),
+    key = {"method": method, "area": area, "seed": seed, "baseline": p.model_dump(),
+           "train": t.model_dump(exclude=RESUMABLE_ACROSS),
            "camera_height_m": params.bev.camera_height_m, "index": file_digest(index_path)}
     ckpt = Checkpointer(out, key)
     history, start_epoch, best = [], 0, float("inf")
@@ -162,18 +167,18 @@ def train_baseline(index_path: Path, out: Path, method: str, area: str, params: 
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         start_epoch, best, history = state["epoch"] + 1, state["best"], state["history"]
-        log.info("%s-%s: resuming after epoch %d", method, area, state["epoch"] + 1)
-    meta = {"method": method, "area": area, "method_params": p.model_dump(mode="json"),
+        log.info("%s-%s seed %d: resuming after epoch %d", method, area, seed, state["epoch"] + 1)
+    meta = {"method": method, "area": area, "seed": seed, "method_params": p.model_dump(mode="json"),
             "camera_height_m": params.bev.camera_height_m}
 
     for epoch in range(start_epoch, p.epochs):
         t0 = time.perf_counter()
-        torch.manual_seed(t.seed + epoch)
+        torch.manual_seed(seed + epoch)
         model.train()
         total, seen = 0.0, 0
-        where = f"{method}-{area} epoch {epoch + 1}"
+        where = f"{method}-{area} seed {seed} epoch {epoch + 1}"
         with memory_hint(f"baselines.{method}.batch_size", p.batch_size):
-            for batch in training_batches(splits["train"], p, t.seed, epoch, model.train_yaw_deg, where):
+            for batch in training_batches(splits["train"], p, seed, epoch, model.train_yaw_deg, where):
                 rows, share = world_rows(len(batch.pano), world)
                 if not share:
                     continue
@@ -186,8 +191,8 @@ def train_baseline(index_path: Path, out: Path, method: str, area: str, params: 
                         "val_median_m": val["median_m"], "seconds": time.perf_counter() - t0})
         improved, best = val["mean_m"] < best, min(best, val["mean_m"])
         if world.is_main:
-            log.info("%s-%s epoch %d/%d: loss %.4f, val mean %.2f m, median %.2f m (%.0fs)", method, area,
-                     epoch + 1, p.epochs, history[-1]["train_loss"], val["mean_m"], val["median_m"],
+            log.info("%s-%s seed %d epoch %d/%d: loss %.4f, val mean %.2f m, median %.2f m (%.0fs)", method,
+                     area, seed, epoch + 1, p.epochs, history[-1]["train_loss"], val["mean_m"], val["median_m"],
                      history[-1]["seconds"])
             if improved:
                 ckpt.save("best", {**meta, "model": model.state_dict(), "epoch": epoch, "val": val})
@@ -198,4 +203,12 @@ def train_baseline(index_path: Path, out: Path, method: str, area: str, params: 
             pd.DataFrame(history).to_csv(tmp, index=False)
     world.barrier()
     return {"best_val_mean_m": best, "epochs": p.epochs}
+
+
+def train_baseline_seeds(index_path: Path, run_dir: Path, method: str, area: str, params: Params) -> dict:
+    """train_baseline once per seed of report.seeds into <run_dir>/seed<s>/ (a seed finished
+    under the same params and code is not retrained: its last.pt has every epoch); returns
+    seed -> result."""
+    return {seed: train_baseline(index_path, seed_dir(run_dir, seed), method, area, params, seed)
+            for seed in params.report.seeds}
 

@@ -72,3 +72,8 @@ class Checkpointer:
             log.warning("ignoring %s: it was written with different params or code", path)
             return None
         return state
+
+
+def seed_dir(run_dir: Path, seed: int) -> Path:
+    """The folder of one training seed of a run (params report.seeds): <run_dir>/seed<seed>."""
+    return Path(run_dir) / f"seed{seed}"

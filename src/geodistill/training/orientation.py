@@ -216,7 +216,7 @@ def train_area(area: str, index: pd.DataFrame, bev: np.ndarray, bev_row: dict, p
         _write_csv(pd.DataFrame({"pano_path": test.rows.pano_path, "true_yaw_deg": test_yaws, "pred_yaw_deg": pred}),
                    folder / "test_predictions.csv")
         _write_csv(pd.DataFrame(history), folder / "history.csv")
-    return {**orientation_metrics(pred, test_yaws), "test_samples": len(test), "best_epoch": best_state["epoch"] + 1,
+    return {**orientation_metrics(pred, test_yaws), "best_epoch": best_state["epoch"] + 1,
             "uniform_guess_mean_deg": p.range_deg / 2}
 
 
