@@ -81,7 +81,14 @@ def _check_reports(root: Path) -> None:
     assert list(sweep.run) == ["fov60_120-g2s_vgg-cross", "geodistill-g2s_vgg-cross"]
     augment = pd.read_csv(tables / "augment_vs_distill.csv")
     assert list(augment.run) == ["ccvpe-same", "augment-ccvpe-same"]
-    for name in ("main", "supervised", "occlusion", "uncertainty", "augment_vs_distill", "fov_sweep", "orientation"):
+    claims = pd.read_csv(tables / "claims.csv")                  # two seeds, 200 bootstrap draws
+    assert list(claims.run) == ["geodistill-g2s_vgg-cross", "augment-ccvpe-same", "geodistill-g2s_vgg-cross"]
+    assert list(claims.reference) == ["g2s_vgg-cross", "ccvpe-same", "fov60_120-g2s_vgg-cross"]
+    assert (claims.seeds == 2).all()
+    assert set(claims.verdict) <= {"holds", "does not hold", "inconclusive"}
+    assert (claims.ci_low_change_pct <= claims.ci_high_change_pct).all()
+    for name in ("main", "supervised", "occlusion", "uncertainty", "augment_vs_distill", "fov_sweep", "orientation",
+                 "claims"):
         for suffix in (".md", ".csv", ".tex"):
             assert (tables / f"{name}{suffix}").stat().st_size > 0
     figures = sorted(p.name for p in (root / "reports" / "figures").glob("*.png"))

@@ -20,7 +20,8 @@ from geodistill.metrics import across_seeds, localization_report, orientation_me
 from geodistill.reports.figures import write_figures
 from geodistill.reports.qualitative import load_teacher_student
 from geodistill.reports.readme import blocks, fill, update_readme
-from geodistill.reports.runs import geodistill_variant
+from geodistill.reports.claims import claims_table, paired_change, verdict
+from geodistill.reports.runs import ReportError, geodistill_variant
 from geodistill.reports.tables import build_tables, describe_dataset, load_published, write_tables
 from geodistill.training.baseline import build_model
 from geodistill.training.checkpoint import CheckpointError, seed_dir
@@ -429,9 +430,9 @@ def test_several_seeds_give_mean_and_std_in_every_table_and_a_curve_per_seed(pro
     assert "mean_m_std" not in md.splitlines()[2] and "mean_m_std" in (out / "main.csv").read_text()
     assert "3.00 ± 0.71" in (out / "main.tex").read_text()
 
-    res = CliRunner().invoke(app, ["figures", "--config", str(root / "params.yaml"), "--eval", str(root / "data" / "eval"),
-                                   "--runs", str(root / "data"), "--out", str(root / "figures"), "--no-qualitative",
-                                   "--plots", str(root / "plots")])
+    res = CliRunner().invoke(app, ["figures", "--config", str(root / "params.yaml"), "--eval",
+                                   str(root / "data" / "eval"), "--runs", str(root / "data"), "--out",
+                                   str(root / "figures"), "--no-qualitative", "--plots", str(root / "plots")])
     assert res.exit_code == 0, res.output
     assert all(is_png(p) for p in (root / "figures").glob("*.png"))
     curves = {p.stem for p in (root / "plots").glob("*.csv")}
@@ -450,3 +451,49 @@ def test_across_seeds_averages_numbers_and_rejects_disagreeing_text():
         across_seeds({"1": {"method": "a"}, "2": {"method": "b"}})
     with pytest.raises(ValueError, match="same keys"):
         across_seeds({"1": {"2dof": {"mean_m": 1.0}}, "2": {"2dof": {}}})
+
+
+def test_paired_bootstrap_intervals_are_exact_on_constructed_errors():
+    ref = np.ones((1, 50))
+    assert paired_change(0.5 * ref, ref, 500, 0.95, np.random.default_rng(0)) == (-50.0, -50.0, -50.0)
+    assert verdict(-50.0, -50.0, True) == "holds" and verdict(-50.0, -50.0, False) == "does not hold"
+    assert paired_change(ref, ref, 500, 0.95, np.random.default_rng(0)) == (0.0, 0.0, 0.0)
+    assert verdict(0.0, 0.0, True) == verdict(0.0, 0.0, False) == "inconclusive"     # no side of 0
+    # two seeds, -10% and +10%: a draw takes one seed twice a quarter of the time each way
+    run = np.stack([np.full(50, 0.9), np.full(50, 1.1)])
+    change, low, high = paired_change(run, np.ones((2, 50)), 2000, 0.95, np.random.default_rng(0))
+    assert change == pytest.approx(0.0) and (low, high) == pytest.approx((-10.0, 10.0))
+    assert verdict(low, high, True) == "inconclusive" and verdict(5.0, 9.0, False) == "holds"
+
+
+def test_the_claims_table_compares_each_claim_on_the_same_samples(project):
+    root, params = project
+    table = claims_table(params, root / "data" / "eval")
+    assert list(table.columns) == ["claim", "method", "area", "run", "reference", "mean_m", "reference_mean_m",
+                                   "mean_change_pct", "ci_low_change_pct", "ci_high_change_pct", "samples", "seeds",
+                                   "verdict"]
+    assert key_rows(table, ["claim", "run", "reference"]) == [
+        ("GeoDistill beats its baseline", "geodistill-g2s_vgg-cross", "g2s_vgg-cross"),
+        ("GeoDistill beats its baseline", "geodistill-ccvpe-cross", "ccvpe-cross"),
+        ("FoV occlusion beats random_patch", "geodistill-g2s_vgg-cross", "random_patch-g2s_vgg-cross"),
+        ("FoV occlusion beats max_activation", "geodistill-g2s_vgg-cross", "max_activation-g2s_vgg-cross"),
+        ("the sharpened target beats raw", "geodistill-g2s_vgg-cross", "raw-g2s_vgg-cross"),
+        ("the sharpened target beats unimodal", "geodistill-g2s_vgg-cross", "unimodal-g2s_vgg-cross"),
+        ("FoV as augmentation does not help", "augment-g2s_vgg-cross", "g2s_vgg-cross"),
+        ("distillation beats FoV augmentation", "geodistill-g2s_vgg-cross", "augment-g2s_vgg-cross"),
+        ("GeoDistill beats the same extra epochs unoccluded (a control, not a paper claim)",
+         "geodistill-g2s_vgg-cross", "continue-g2s_vgg-cross"),
+        ("FoV as augmentation does not help", "augment-ccvpe-same", "ccvpe-same"),
+        ("FoV 180-240 beats 60-120 degrees", "geodistill-g2s_vgg-cross", "fov60_120-g2s_vgg-cross"),
+        ("FoV 180-240 beats 120-180 degrees", "geodistill-g2s_vgg-cross", "fov120_180-g2s_vgg-cross"),
+        ("FoV 180-240 beats 240-300 degrees", "geodistill-g2s_vgg-cross", "fov240_300-g2s_vgg-cross")]
+    main = table.iloc[0]                 # [1, 1.5, 2, 3, 5] against [1, 2, 3, 4, 10]: never worse, 4 of 5 better
+    assert (main.mean_m, main.reference_mean_m, main.mean_change_pct) == (2.5, 4.0, -37.5)
+    assert main.ci_low_change_pct < -37.5 < main.ci_high_change_pct < 0 and main.verdict == "holds"
+    assert (main.samples, main.seeds) == (5, 1)
+    csv = root / "data" / "eval" / "raw-g2s_vgg-cross" / "seed2023.csv"
+    other = pd.read_csv(csv)
+    other.loc[0, "pano_path"] = "elsewhere.jpg"
+    other.to_csv(csv, index=False)
+    with pytest.raises(ReportError, match="raw-g2s_vgg-cross.*not scored on the same test samples"):
+        claims_table(params, root / "data" / "eval")

@@ -309,6 +309,8 @@ def localize(checkpoint: Path = typer.Option(..., help="best.pt of a train-basel
 def tables(config: Path = ConfigOpt,
            metrics: Path = typer.Option(Path("reports/metrics"), help="folder of the evaluate stages' JSON files"),
            out: Path = typer.Option(Path("reports/tables"), help="folder for <table>.md, .csv and .tex"),
+           eval_dir: Path = typer.Option(None, "--eval", help="the evaluate stages' per-sample CSVs: also write "
+                                                              "the claims table (paired bootstrap)"),
            dataset: str = typer.Option(None, help="dataset named in the captions; default: VIGOR when the "
                                                   "index names only VIGOR's cities, else the synthetic world")):
     """The paper's tables (Markdown, CSV, LaTeX) from the metrics files, published VIGOR numbers beside."""
@@ -317,8 +319,13 @@ def tables(config: Path = ConfigOpt,
     params = _params(config)
     if not metrics.is_dir():
         raise UserError(f"metrics folder not found: {metrics}")
+    if eval_dir is not None and not eval_dir.is_dir():
+        raise UserError(f"per-sample predictions folder not found: {eval_dir}")
     try:
         built = build_tables(params, metrics, load_published())
+        if eval_dir is not None:
+            from geodistill.reports.claims import claims_table
+            built["claims"] = claims_table(params, eval_dir)
     except ReportError as e:
         raise UserError(str(e)) from None
     write_tables(built, out, (dataset or describe_dataset(params, config)) + scoring_note(params))

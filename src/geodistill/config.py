@@ -312,10 +312,14 @@ class EvaluateParams(Section):
 
 class ReportParams(Section):
     """Repeats of every baseline and distillation run (`seed<s>/` folders of each run); the tables
-    show the mean and standard deviation over them, the figures every seed."""
+    show the mean and standard deviation over them, the figures every seed; and the claims
+    table's paired bootstrap (reports/claims.py)."""
 
     seeds: Annotated[list[Annotated[int, Field(ge=0)]], AfterValidator(_distinct)] = Field(
         min_length=1, description="training seeds: model initialisation, batch order and every random draw")
+    bootstrap_samples: int = Field(ge=100, description="draws of the claims table's paired bootstrap")
+    confidence: float = Field(gt=0, lt=1, description="the claims table's interval (0.95 = 95%)")
+    bootstrap_seed: int = Field(ge=0)
 
 
 class FovOcclusion(Section):

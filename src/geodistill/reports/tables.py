@@ -61,6 +61,12 @@ TITLES = {
                  "degrees is best",
     "orientation": "Yaw error (degrees, with wrap-around) on the test split: the orientation network, and "
                    "CCVPE's own yaw where its metrics hold one (3dof_own). The paper gives no such numbers",
+    "claims": "The paper's claims on this replication: the 2-DoF mean error of run against reference (m), its "
+              "relative change (%) with a paired bootstrap interval over the training seeds and test samples "
+              "(report.confidence), and the verdict that interval gives: a claim that run is better holds when "
+              "the whole interval is below 0, does not hold when above, else is inconclusive; 'augmentation "
+              "does not help' holds when the interval is above 0. With one seed the interval holds test-sample "
+              "noise only, not training noise (reports/claims.py)",
 }
 
 
