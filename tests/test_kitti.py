@@ -14,6 +14,7 @@ from geodistill.data.kitti import (CAMERA_GPS_SHIFT_M, KITTI_MPP, camera_heading
                                    read_intrinsics, read_oxts, read_split, satellite_alignment)
 from geodistill.data.vigor import FormatError
 from geodistill.pinhole import ground_to_image, image_to_ground, pinhole_bev_maps
+from conftest import REPO
 
 FRAME = "2011_09_30/2011_09_30_drive_0028_sync/0000004082.png"
 CALIB = """calib_time: 09-Jan-2012 14:00:15
@@ -146,3 +147,27 @@ def test_pinhole_bev_sees_only_the_ground_in_front_inside_the_image():
     assert (map_x[~seen] == -1).all() and not map_x.flags.writeable
     with pytest.raises(ValueError, match="K must be a 3x3"):
         pinhole_bev_maps(64, 0.5, 1.65, np.eye(2), 1024, 256)
+
+
+def test_verify_data_names_a_missing_and_a_truncated_kitti_file(kitti_root):
+    from typer.testing import CliRunner
+
+    from geodistill.cli import app
+    from geodistill.data.kitti_verify import verify_kitti_root
+    (kitti_root / "test2_files.txt").write_text(f"{FRAME} 0.1 0.2 0.3\n")
+    report = verify_kitti_root(kitti_root, workers=1, totals=False)
+    assert not report.problems and report.checked == 4 and report.counts.frames.to_dict() == {
+        "train": 1, "test1": 1, "test2": 1}
+    assert "frames per split file:" in report.format() and "all 4 files present" in report.format()
+    full = verify_kitti_root(kitti_root, workers=1, totals=True).problems
+    assert full[0] == "train_files.txt: 1 frames, expected 19,655 (docs/kitti-reference.md section 5)"
+    files = frame_files(kitti_root, FRAME)
+    files.image.unlink()
+    data = files.satmap.read_bytes()
+    files.satmap.write_bytes(data[: len(data) // 2])
+    problems = verify_kitti_root(kitti_root, workers=1, totals=False).problems
+    assert problems == ["raw_data/2011_09_30/2011_09_30_drive_0028_sync/image_02/data/0000004082.png: missing",
+                        f"satmap/{FRAME}: truncated PNG (no IEND chunk at the end)"]
+    res = CliRunner().invoke(app, ["verify-data", "--config", str(REPO / "configs" / "smoke.yaml"),
+                                   "--root", str(kitti_root), "--no-totals"])
+    assert res.exit_code == 1 and "0000004082.png: missing" in res.output and "truncated PNG" in res.output

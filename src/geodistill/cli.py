@@ -127,7 +127,8 @@ def index(config: Path = ConfigOpt,
 @app.command("verify-data")
 @_friendly
 def verify_data(config: Path = ConfigOpt,
-                root: Path = typer.Option(Path("data/world"), help="VIGOR-layout dataset root"),
+                root: Path = typer.Option(Path("data/world"), help="VIGOR-layout dataset root, or a cross-view "
+                                                                  "KITTI root (raw_data/ and satmap/)"),
                 workers: int = typer.Option(0, help="decoding processes; 0 = one per CPU core"),
                 totals: bool = typer.Option(None, help="compare the label counts with the complete dataset's "
                                                        "(VIGOR's published totals, or a synthetic world's "
@@ -135,12 +136,16 @@ def verify_data(config: Path = ConfigOpt,
                 report: Path = typer.Option(None, help="also write the report to this file (stage verify-data)")):
     """Check that every referenced file exists and decodes and that no label line is missing;
     print counts per city and split."""
+    from geodistill.data.kitti_verify import is_kitti_root, verify_kitti_root
     from geodistill.data.verify import known_totals, verify_root
     params = _params(config)
     totals = params.data.check_totals if totals is None else totals
     if not root.is_dir():
         raise UserError(f"dataset root not found: {root}")
-    result = verify_root(root, workers=workers, totals=known_totals(root) if totals else ())
+    if is_kitti_root(root):                          # raw_data/ and satmap/: cross-view KITTI
+        result = verify_kitti_root(root, workers=workers, totals=totals)
+    else:
+        result = verify_root(root, workers=workers, totals=known_totals(root) if totals else ())
     typer.echo(result.format())
     if report is not None:
         from geodistill.io import write_text
