@@ -7,6 +7,7 @@ import math
 
 import cv2
 import numpy as np
+import pandas as pd
 import pytest
 
 from geodistill.data.kitti import (CAMERA_GPS_SHIFT_M, KITTI_MPP, camera_heading_deg, camera_pixel,
@@ -171,3 +172,46 @@ def test_verify_data_names_a_missing_and_a_truncated_kitti_file(kitti_root):
     res = CliRunner().invoke(app, ["verify-data", "--config", str(REPO / "configs" / "smoke.yaml"),
                                    "--root", str(kitti_root), "--no-totals"])
     assert res.exit_code == 1 and "0000004082.png: missing" in res.output and "truncated PNG" in res.output
+
+
+def _add_frame(root, path: str, yaw: float = 0.3) -> None:
+    files = frame_files(root, path)
+    for p in (files.image, files.oxts, files.satmap):
+        p.parent.mkdir(parents=True, exist_ok=True)
+    files.oxts.write_text(" ".join(["49.0", "8.4", "110", "0", "0", str(yaw)] + ["0"] * 24) + "\n")
+    cv2.imwrite(str(files.image), np.zeros((8, 8, 3), np.uint8))
+    cv2.imwrite(str(files.satmap), np.zeros((8, 8, 3), np.uint8))
+
+
+def test_the_kitti_index_puts_each_camera_at_its_hand_computed_pixel(kitti_root):
+    from geodistill.data.index import COLUMNS
+    from geodistill.data.kitti_index import KITTI_COLUMNS, build_kitti_index
+    train = [f"2011_09_30/2011_09_30_drive_0028_sync/{4000 + k:010d}.png" for k in range(5)]
+    unseen = "2011_09_30/2011_09_30_drive_0033_sync/0000000007.png"
+    for path in train + [unseen]:
+        _add_frame(kitti_root, path)
+    (kitti_root / "train_files.txt").write_text("".join(f"{p}\n" for p in train))
+    (kitti_root / "test2_files.txt").write_text(f"{unseen} -1.0 1.0 -0.5\n")
+    table = build_kitti_index(kitti_root, seed=5, val_fraction=0.2)
+    assert list(table.columns) == COLUMNS + KITTI_COLUMNS and len(table) == 2 * 5 + 2
+    assert table.groupby(["area", "split"]).size().to_dict() == {
+        ("cross", "test"): 1, ("cross", "train"): 4, ("cross", "val"): 1,
+        ("same", "test"): 1, ("same", "train"): 4, ("same", "val"): 1}
+    m = KITTI_MPP
+    same = table[(table.area == "same") & (table.split == "test")].iloc[0]          # 0.25 -0.5 0.1 of test1
+    phi = math.radians(1.0)
+    assert same.gt_col == pytest.approx(256 + (5 * math.cos(phi) + 10 * math.sin(phi)) / m)
+    assert same.gt_row == pytest.approx(256 - (5 * math.sin(phi) - 10 * math.cos(phi)) / m)
+    assert same.yaw_deg == 89.0 and same.yaw_rad == -1.5708 and same.city == "2011_09_30"
+    assert same.fx == pytest.approx(707.0912 * 1024 / 1226) and same.cy == pytest.approx(183.1104 * 256 / 370)
+    cross = table[(table.area == "cross") & (table.split == "test")].iloc[0]        # -20 m, 20 m left, -5 deg
+    phi = math.radians(-5.0)
+    assert (cross.gt_row, cross.gt_col) == pytest.approx((256 - (-20 * math.sin(phi) + 20 * math.cos(phi)) / m,
+                                                          256 + (-20 * math.cos(phi) - 20 * math.sin(phi)) / m))
+    drawn = table[table.split != "test"]
+    assert drawn[["u", "v", "theta"]].abs().max().max() < 1 and drawn.u.nunique() == 5     # one draw per frame,
+    same_rows, cross_rows = (drawn[drawn.area == a].reset_index(drop=True) for a in ("same", "cross"))
+    pd.testing.assert_frame_equal(same_rows.drop(columns="area"), cross_rows.drop(columns="area"))  # both protocols
+    assert build_kitti_index(kitti_root, seed=5, val_fraction=0.2).equals(table)
+    with pytest.raises(ValueError, match="cannot give train and val"):
+        build_kitti_index(kitti_root, seed=5, val_fraction=0.01)
