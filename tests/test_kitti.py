@@ -36,8 +36,9 @@ def kitti_root(tmp_path):
     files.oxts.write_text(" ".join(["49.011", "8.4236", "112.8", "0.01", "0.02", "-1.5708"] + ["0.0"] * 24) + "\n")
     cv2.imwrite(str(files.image), np.zeros((370, 1226, 3), np.uint8))
     cv2.imwrite(str(files.satmap), np.zeros((1280, 1280, 3), np.uint8))
-    (tmp_path / "train_files.txt").write_text(f"{FRAME}\n")
-    (tmp_path / "test1_files.txt").write_text(f"{FRAME} 0.25 -0.5 0.1\r\n\n")
+    (tmp_path / "splits").mkdir()
+    (tmp_path / "splits" / "train_files.txt").write_text(f"{FRAME}\n")
+    (tmp_path / "splits" / "test1_files.txt").write_text(f"{FRAME} 0.25 -0.5 0.1\r\n\n")
     return tmp_path
 
 
@@ -46,8 +47,8 @@ def test_the_map_scale_is_the_authors_constant():
 
 
 def test_split_lines_and_frame_files(kitti_root):
-    assert read_split(kitti_root / "train_files.txt")[0].u is None
-    line, = read_split(kitti_root / "test1_files.txt")              # CRLF and a blank line
+    assert read_split(kitti_root / "splits" / "train_files.txt")[0].u is None
+    line, = read_split(kitti_root / "splits" / "test1_files.txt")              # CRLF and a blank line
     assert (line.u, line.v, line.theta) == (0.25, -0.5, 0.1)
     assert (line.date, line.drive, line.frame) == ("2011_09_30", "2011_09_30_drive_0028_sync", "0000004082")
     files = frame_files(kitti_root, line.path)
@@ -155,13 +156,13 @@ def test_verify_data_names_a_missing_and_a_truncated_kitti_file(kitti_root):
 
     from geodistill.cli import app
     from geodistill.data.kitti_verify import verify_kitti_root
-    (kitti_root / "test2_files.txt").write_text(f"{FRAME} 0.1 0.2 0.3\n")
+    (kitti_root / "splits" / "test2_files.txt").write_text(f"{FRAME} 0.1 0.2 0.3\n")
     report = verify_kitti_root(kitti_root, workers=1, totals=False)
     assert not report.problems and report.checked == 4 and report.counts.frames.to_dict() == {
         "train": 1, "test1": 1, "test2": 1}
     assert "frames per split file:" in report.format() and "all 4 files present" in report.format()
     full = verify_kitti_root(kitti_root, workers=1, totals=True).problems
-    assert full[0] == "train_files.txt: 1 frames, expected 19,655 (docs/kitti-reference.md section 5)"
+    assert full[0] == "splits/train_files.txt: 1 frames, expected 19,655 (docs/kitti-reference.md section 5)"
     files = frame_files(kitti_root, FRAME)
     files.image.unlink()
     data = files.satmap.read_bytes()
@@ -190,8 +191,8 @@ def test_the_kitti_index_puts_each_camera_at_its_hand_computed_pixel(kitti_root)
     unseen = "2011_09_30/2011_09_30_drive_0033_sync/0000000007.png"
     for path in train + [unseen]:
         _add_frame(kitti_root, path)
-    (kitti_root / "train_files.txt").write_text("".join(f"{p}\n" for p in train))
-    (kitti_root / "test2_files.txt").write_text(f"{unseen} -1.0 1.0 -0.5\n")
+    (kitti_root / "splits" / "train_files.txt").write_text("".join(f"{p}\n" for p in train))
+    (kitti_root / "splits" / "test2_files.txt").write_text(f"{unseen} -1.0 1.0 -0.5\n")
     table = build_kitti_index(kitti_root, seed=5, val_fraction=0.2)
     assert list(table.columns) == COLUMNS + KITTI_COLUMNS and len(table) == 2 * 5 + 2
     assert table.groupby(["area", "split"]).size().to_dict() == {

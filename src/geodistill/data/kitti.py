@@ -6,9 +6,9 @@ Facts: docs/kitti-reference.md (sections 1-5), REFERENCE.md section 6.
     <root>/raw_data/<date>/<drive>/image_02/data/<frame>.png     left colour camera
     <root>/raw_data/<date>/<drive>/oxts/data/<frame>.txt         lat lon alt roll pitch yaw ...
     <root>/satmap/<date>/<drive>/<frame>.png                      north-up, centred on the OXTS fix
-    <root>/{train_files,test1_files,test2_files}.txt
+    <root>/splits/{train_files,test1_files,test2_files}.txt       (data/sources.yaml)
 
-    line = parse_split_line("2011_09_26/2011_09_26_drive_0001_sync/0000000001.png 0.1 -0.2 0.3", "test1_files.txt:1")
+    line = parse_split_line("2011_09_26/2011_09_26_drive_0001_sync/0000000001.png 0.1 -0.2 0.3", "test1:1")
     files = frame_files(root, line.path)            # image, oxts, satmap, calibration
     lat, lon, yaw = read_oxts(files.oxts)
     K = read_intrinsics(files.calib, (1024, 256))   # P_rect_02 rescaled from the real S_rect_02 size
@@ -40,7 +40,8 @@ CROP_SIZE = 512                           # processed satellite side (px): ~100 
 CAMERA_GPS_SHIFT_M = (1.08, 0.26)         # left colour camera: metres ahead of and right of the OXTS unit
 CAMERA_HEIGHT_M = 1.65
 SHIFT_RANGE_M, ROTATION_RANGE_DEG = 20.0, 10.0
-SPLIT_FILES = {"train": "train_files.txt", "test1": "test1_files.txt", "test2": "test2_files.txt"}
+SPLIT_FILES = {"train": "splits/train_files.txt", "test1": "splits/test1_files.txt",   # where `download` puts them
+               "test2": "splits/test2_files.txt"}
 TOTALS = {"train": 19655, "test1": 3773, "test2": 7542}     # frames per split (docs/kitti-reference.md section 5)
 
 PATH_RE = re.compile(r"^(?P<date>\d{4}_\d{2}_\d{2})/(?P<drive>(?P=date)_drive_\d{4}_sync)/(?P<frame>\d{10})\.png$")
