@@ -204,7 +204,7 @@ def test_the_kitti_index_puts_each_camera_at_its_hand_computed_pixel(kitti_root)
     assert same.gt_col == pytest.approx(256 + (5 * math.cos(phi) + 10 * math.sin(phi)) / m)
     assert same.gt_row == pytest.approx(256 - (5 * math.sin(phi) - 10 * math.cos(phi)) / m)
     assert same.yaw_deg == 89.0 and same.yaw_rad == -1.5708 and same.city == "2011_09_30"
-    assert same.fx == pytest.approx(707.0912 * 1024 / 1226) and same.cy == pytest.approx(183.1104 * 256 / 370)
+    assert (same.fx, same.cy, same.image_w, same.image_h) == (707.0912, 183.1104, 1226, 370)   # as stored
     cross = table[(table.area == "cross") & (table.split == "test")].iloc[0]        # -20 m, 20 m left, -5 deg
     phi = math.radians(-5.0)
     assert (cross.gt_row, cross.gt_col) == pytest.approx((256 - (-20 * math.sin(phi) + 20 * math.cos(phi)) / m,

@@ -51,15 +51,28 @@ def test_preset_writes_a_validated_params_file_with_the_root(tmp_path):
     assert load_params(out).data.root == str(tmp_path / "VIGOR")
     assert "# VIGOR preset" in out.read_text()                        # comments kept
     assert "does not exist yet" in res.output
-    res = CliRunner().invoke(app, ["preset", "kitti", "--presets", str(REPO / "configs"), "--out", str(out)])
-    assert res.exit_code == 2 and "no preset 'kitti'" in res.output and "smoke, synthetic-large, vigor" in res.output
+    res = CliRunner().invoke(app, ["preset", "nuscenes", "--presets", str(REPO / "configs"), "--out", str(out)])
+    assert res.exit_code == 2 and "no preset 'nuscenes'" in res.output
+    assert "kitti, smoke, synthetic-large, vigor" in res.output
+
+
+def test_the_kitti_preset_holds_the_kitti_protocol():
+    p = load_params(REPO / "configs" / "kitti.yaml")
+    assert (p.data.source, p.data.root, p.bev.camera_height_m) == ("kitti", "/data/KITTI", 1.65)
+    assert set(p.runs) == {"g2s_vgg-same", "g2s_vgg-cross", "g2s_dino-same", "g2s_dino-cross"}
+    assert p.baselines["g2s_vgg"].pano_size == (1024, 256) and p.baselines["g2s_vgg"].sat_size == 512
+    assert (p.orientation.range_deg, p.orientation.bins) == (10, 20)
+    d = p.distill.variants["geodistill-g2s_vgg-cross"]
+    assert d.occlusion.fov_deg == (270, 300) and (d.target.tau, d.ema_alpha) == (0.06, 0.9)
+    assert all(b.pretrained for b in p.baselines.values())
 
 
 @pytest.mark.parametrize("data, message", [
     ({"source": "synthetic", "root": "/data/VIGOR", "generate": ["world"]}, "the synthetic source needs"),
     ({"source": "vigor", "root": "/data/VIGOR", "generate": ["world"]}, "is read, not generated"),
     ({"source": "vigor", "root": "data/world", "generate": []}, "pointing at your copy"),
-    ({"source": "kitti", "root": "/data/KITTI", "generate": []}, "data.source"),
+    ({"source": "kitti", "root": "/data/KITTI", "generate": ["world"]}, "is read, not generated"),
+    ({"source": "kitti", "root": "/data/KITTI", "generate": []}, "CCVPE reads equirectangular panoramas"),
 ])
 def test_inconsistent_data_params_fail_before_any_work(data, message):
     raw = yaml.safe_load((REPO / "configs" / "smoke.yaml").read_text())

@@ -114,12 +114,17 @@ def synth(config: Path = ConfigOpt,
 def index(config: Path = ConfigOpt,
           root: Path = typer.Option(Path("data/world"), help="VIGOR-layout dataset root (synthetic or real)"),
           out: Path = typer.Option(Path("data/index.csv"), help="sample table to write (CSV)")):
-    """Build the sample table (same- and cross-area protocols, train/val/test)."""
+    """Build the sample table (same- and cross-area protocols, train/val/test); a KITTI root
+    (params data.source kitti) gets the cross-view KITTI table (data/kitti_index.py)."""
     from geodistill.data.index import build_index, summarize, write_index
+    from geodistill.data.kitti_index import build_kitti_index
     params = _params(config)
     if not root.is_dir():
         raise UserError(f"dataset root not found: {root}")
-    table = build_index(root, params.index)
+    if params.data.source == "kitti":
+        table = build_kitti_index(root, params.index.seed, params.index.val_fraction)
+    else:
+        table = build_index(root, params.index)
     write_index(table, out)
     typer.echo(summarize(table))
 
@@ -166,8 +171,11 @@ def render_bev_stage(config: Path = ConfigOpt,
     p = _params(config).bev
     if not index.is_file():
         raise UserError(f"sample table not found: {index} (run `geodistill index` first)")
-    paths = sorted(pd.read_csv(index).pano_path.unique())
-    render_all(paths, p.size, p.mpp, p.camera_height_m, out, p.min_pano_width, p.workers)
+    table = pd.read_csv(index).drop_duplicates("pano_path").sort_values("pano_path")
+    paths = table.pano_path.tolist()
+    cameras = (list(table[["fx", "fy", "cx", "cy", "yaw_deg"]].itertuples(index=False, name=None))
+               if "fx" in table else None)                          # KITTI: pinhole images
+    render_all(paths, p.size, p.mpp, p.camera_height_m, out, p.min_pano_width, p.workers, cameras)
     typer.echo(f"{len(paths)} BEV images ({p.size}x{p.size}, {p.mpp} m/px) -> {out}")
 
 

@@ -236,8 +236,8 @@ class LocalizerParams(Section):
     @model_validator(mode="after")
     def _check_pano(self) -> "LocalizerParams":
         w, h = self.pano_size
-        if w != 2 * h or h % 8:
-            raise ValueError(f"pano_size must be [2H, H] with H a multiple of 8, got {[w, h]}")
+        if w % 8 or h % 8:
+            raise ValueError(f"pano_size must be multiples of 8, got {[w, h]}")
         return self
 
 
@@ -426,9 +426,10 @@ class DataParams(Section):
     """Which dataset the pipeline runs on. DVC cannot branch on a value, so `generate` names the
     world(s) the `synth` stage generates: [world] for the synthetic source, [] for a real one."""
 
-    source: Literal["synthetic", "vigor"]
+    source: Literal["synthetic", "vigor", "kitti"]
     root: str = Field(min_length=1, description="the dataset root every stage reads (synthetic: data/world, "
-                                                "written by synth@world; vigor: your copy, e.g. /data/VIGOR)")
+                                                "written by synth@world; vigor or kitti: your copy, e.g. "
+                                                "/data/VIGOR)")
     generate: list[Literal["world"]] = Field(description="[world] for synthetic, [] for a real dataset")
     check_totals: bool = Field(description="verify-data compares the label counts with the complete "
                                            "dataset's; false for a deliberately partial copy")
@@ -476,6 +477,15 @@ class Params(Section):
             if name != f"{r.method}-{r.area}" or r.model != self.baselines[r.method].kind:
                 raise ValueError(f"runs.{name}: must be named {r.method}-{r.area} and have model "
                                  f"{self.baselines[r.method].kind!r} (got {name!r}, {r.model!r})")
+        for name, b in self.baselines.items():       # KITTI's pinhole images keep their own shape
+            w, h = b.pano_size
+            if self.data.source != "kitti" and w != 2 * h:
+                raise ValueError(f"baselines.{name}.pano_size: a panorama is [2H, H], got {[w, h]}")
+        if self.data.source == "kitti":
+            panoramic = [name for name, r in self.runs.items() if r.model == "ccvpe"]
+            if panoramic:
+                raise ValueError(f"runs {', '.join(panoramic)}: CCVPE reads equirectangular panoramas and KITTI's "
+                                 "camera is a pinhole; with data.source kitti, runs use G2SWeakly methods only")
         runs = {(r.method, r.area) for r in self.runs.values()}
         for name, v in self.distill.variants.items():
             if v.method not in self.baselines:

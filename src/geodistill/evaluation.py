@@ -18,7 +18,9 @@ With `max_samples` > 0 (params `evaluate`), every run is scored on the same seed
 the area's test split, so two runs' per-sample CSVs pair row by row.
 `headline_3dof` names the block the paper's tables read (the method's `orientation_source`).
 Metrics: mean, median, share within 1/3/5 m, overall and per city; the 3-DoF block also holds
-the orientation errors. Per-sample predictions go to a CSV for figures.
+the orientation errors. Per-sample predictions go to a CSV for figures. On KITTI (pinhole rows)
+the 2-DoF and 3-DoF blocks add `lateral` and `longitudinal`: the error across and along the
+camera's heading (data/kitti.py lateral_longitudinal), as the KITTI protocol reports them.
 """
 from __future__ import annotations
 
@@ -30,7 +32,8 @@ import pandas as pd
 
 from geodistill.data.index import seeded_subset
 from geodistill.io import atomic_file, write_text
-from geodistill.metrics import across_seeds, localization_report, orientation_metrics
+from geodistill.data.kitti import lateral_longitudinal
+from geodistill.metrics import across_seeds, localization_metrics, localization_report, orientation_metrics
 from geodistill.training.baseline import load_checkpoint, predict
 from geodistill.training.checkpoint import seed_dir
 from geodistill.training.device import Placement
@@ -83,6 +86,13 @@ def evaluate(checkpoint: Path, index_path: Path, orientation_csv: Path, predicti
                                "orientation": orientation_metrics(own.pred_yaw_deg, true_yaw)}
         if p.get("orientation_source") == "own":
             metrics["headline_3dof"] = "3dof_own"
+    if data.pinhole:
+        for block, (row, col) in (("2dof", ("pred_row", "pred_col")), ("3dof", ("pred_row_3dof", "pred_col_3dof"))):
+            lateral, longitudinal = lateral_longitudinal(table[[row, col]].to_numpy(), table[["gt_row", "gt_col"]],
+                                                         test.yaw_deg, test.mpp)
+            suffix = "" if block == "2dof" else "_3dof"
+            table = table.assign(**{f"lateral{suffix}_m": lateral, f"longitudinal{suffix}_m": longitudinal})
+            metrics[block] |= {"lateral": localization_metrics(lateral), "longitudinal": localization_metrics(longitudinal)}
     with atomic_file(predictions) as tmp:
         table.to_csv(tmp, index=False)
     if metrics_path is not None:

@@ -5,7 +5,8 @@ the counterpart of geometry.py's equirectangular panorama. Facts: docs/kitti-ref
     col, row, ahead = ground_to_image(east_m=2.0, north_m=10.0, cam_h=1.65, K=K)
     east, north = image_to_ground(col, row, cam_h=1.65, K=K)                 # back to (2, 10)
     map_x, map_y, seen = pinhole_bev_maps(size=128, mpp=0.25, cam_h=1.65, K=K, width=1024, height=256)
-    bev = cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR) * seen[..., None]
+    bev = cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR) * seen[..., None]    # = render_pinhole_bev
+    feats, seen = sample_pinhole_bev(feat, 64, cell_m, 1.65, camera, (1024, 256))   # torch, per sample K
 
 Camera axes as KITTI's: x right, y down, z forward; the camera looks along `yaw_deg` (degrees
 clockwise from north) and sits `cam_h` metres above the ground. Pixels are K's: (col, row) with
@@ -77,3 +78,46 @@ def pinhole_bev_maps(size: int, mpp: float, cam_h: float, K: np.ndarray, width: 
     if K.shape != (3, 3) or K[0, 0] <= 0 or K[1, 1] <= 0:
         raise ValueError(f"K must be a 3x3 intrinsic matrix with positive focal lengths, got {K.tolist()}")
     return _cached_maps(size, float(mpp), float(cam_h), tuple(K.ravel()), width, height, float(yaw_deg))
+
+
+# -- torch: features of a batch of pinhole images onto the ground plane -----------------------
+
+def sample_pinhole_bev(feat, size: int, cell_m, cam_h: float, camera, image_size: tuple[int, int]):
+    """Bird's-eye view (B, C, size, size) of pinhole feature maps (B, C, h, w), bilinear, and the
+    (B, 1, size, size) mask of the cells the camera sees (zero elsewhere, features too).
+
+    cell_m: (B,) metres per BEV cell; camera: (B, 5) fx, fy, cx, cy in pixels of the input image
+    of image_size = (W, H) (the feature map covers that image, so one normalised coordinate
+    serves every level) and the heading in degrees clockwise from north. Same lookup as
+    pinhole_bev_maps. Differentiable w.r.t. feat.
+    """
+    import torch
+    import torch.nn.functional as F
+    W, H = image_size
+    work = torch.float32 if feat.dtype in (torch.float16, torch.bfloat16) else feat.dtype
+    east, north = (torch.from_numpy(np.ascontiguousarray(a)).to(feat.device, work) for a in bev_ground_coords(size, 1.0))
+    cam = camera.to(feat.device, work)
+    fx, fy, cx, cy = (cam[:, k].view(-1, 1, 1) for k in range(4))          # (B, 1, 1)
+    yaw = torch.deg2rad(cam[:, 4]).view(-1, 1, 1)
+    east, north = east * cell_m.to(work).view(-1, 1, 1), north * cell_m.to(work).view(-1, 1, 1)   # (B, S, S)
+    right = east * torch.cos(yaw) - north * torch.sin(yaw)
+    forward = east * torch.sin(yaw) + north * torch.cos(yaw)
+    in_front = forward > MIN_DEPTH_M
+    z = torch.where(in_front, forward, torch.ones_like(forward))
+    col, row = fx * right / z + cx, fy * cam_h / z + cy                       # (B, S, S) image pixels
+    seen = in_front & (col >= -0.5) & (col <= W - 0.5) & (row >= -0.5) & (row <= H - 0.5)
+    grid = torch.stack([(2 * col + 1) / W - 1, (2 * row + 1) / H - 1], dim=-1)   # (B, S, S, 2)
+    grid = torch.where(seen[..., None], grid, torch.full_like(grid, -2.0))    # unseen: outside, zeros
+    out = F.grid_sample(feat.to(work), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    mask = seen[:, None].to(work)
+    return (out * mask).to(feat.dtype), mask.to(feat.dtype)
+
+
+def render_pinhole_bev(image: np.ndarray, size: int, mpp: float, cam_h: float, K: np.ndarray,
+                       yaw_deg: float = 0.0) -> np.ndarray:
+    """(size, size, C) metric BEV of a pinhole image (H, W, C), north up; unseen cells are 0."""
+    import cv2
+    h, w = image.shape[:2]
+    map_x, map_y, seen = pinhole_bev_maps(size, mpp, cam_h, K, w, h, yaw_deg)
+    bev = cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    return bev * seen.reshape(size, size, *([1] * (image.ndim - 2))).astype(image.dtype)

@@ -18,6 +18,7 @@ import pandas as pd
 
 from geodistill.geometry import render_bev
 from geodistill.io import atomic_dir
+from geodistill.pinhole import render_pinhole_bev
 from geodistill.parallel import fork_map
 
 _REDUCED = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
@@ -51,6 +52,15 @@ def read_panorama(path: str | Path, reduce: int = 1) -> np.ndarray:
     if w != 2 * h:
         raise ImageError(f"panorama {path} is {w}x{h}, not equirectangular (width = 2 x height)")
     return image[..., ::-1]
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """(H, W, 3) RGB uint8 ground image of any shape (a pinhole camera's); raises ImageError
+    naming the file if it is missing or corrupt."""
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ImageError(f"cannot read ground image {path} (missing or corrupt)")
+    return np.ascontiguousarray(image[..., ::-1])
 
 
 def read_panorama_for(path: str | Path, min_width: int) -> np.ndarray:
@@ -89,14 +99,20 @@ def jpeg_width(path: str) -> int:
 _JOB: dict = {}
 
 
-def _render(path: str) -> np.ndarray:
+def _render(item) -> np.ndarray:
     size, mpp, cam_h = _JOB["size"], _JOB["mpp"], _JOB["cam_h"]
-    return render_bev(read_panorama_for(path, _JOB["min_width"]), size, mpp, cam_h)
+    if isinstance(item, str):
+        return render_bev(read_panorama_for(item, _JOB["min_width"]), size, mpp, cam_h)
+    path, (fx, fy, cx, cy, heading) = item
+    K = np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]])
+    return render_pinhole_bev(read_image(path), size, mpp, cam_h, K, heading)
 
 
 def render_all(paths: list[str], size: int, mpp: float, cam_h: float, out: Path, min_pano_width: int,
-               workers: int = 0) -> Path:
-    """Render `paths` into `<out>/bev.npy` + `<out>/panos.csv`; returns `out`."""
+               workers: int = 0, cameras: list[tuple] | None = None) -> Path:
+    """Render `paths` into `<out>/bev.npy` + `<out>/panos.csv`; returns `out`. cameras: for
+    pinhole images (KITTI), one (fx, fy, cx, cy, heading_deg) per path at the image's own size;
+    their BEV is north up like a panorama's (pinhole.render_pinhole_bev), unseen cells black."""
     if size <= 0 or mpp <= 0 or cam_h <= 0:
         raise ValueError(f"BEV size, mpp and camera height must be positive, got {size}, {mpp}, {cam_h}")
     _JOB.update(size=size, mpp=mpp, cam_h=cam_h, min_width=min_pano_width)
@@ -104,7 +120,8 @@ def render_all(paths: list[str], size: int, mpp: float, cam_h: float, out: Path,
         array = np.lib.format.open_memmap(partial / "bev.npy", mode="w+", dtype=np.uint8,
                                           shape=(len(paths), size, size, 3))
         try:
-            for i, bev in enumerate(fork_map(_render, paths, workers, "render-bev", "pano", chunksize=16)):
+            items = paths if cameras is None else list(zip(paths, cameras, strict=True))
+            for i, bev in enumerate(fork_map(_render, items, workers, "render-bev", "image", chunksize=16)):
                 array[i] = bev
         finally:
             _JOB.clear()

@@ -151,6 +151,14 @@ def read_intrinsics(path: Path, size: tuple[int, int], camera: str = "02") -> np
     return np.array([[P[0, 0] * sx, 0.0, P[0, 2] * sx], [0.0, P[1, 1] * sy, P[1, 2] * sy], [0.0, 0.0, 1.0]])
 
 
+def read_image_size(path: Path, camera: str = "02") -> tuple[int, int]:
+    """(W, H) of the rectified camera's images (S_rect), from a calib_cam_to_cam.txt."""
+    size = read_calibration(path).get(f"S_rect_{camera}")
+    if size is None or size.size != 2:
+        raise FormatError(f"{path}: no S_rect_{camera} line of 2 numbers")
+    return int(round(size[0])), int(round(size[1]))
+
+
 def _screen_rotation(angle_deg: float) -> np.ndarray:
     """(2, 2) counter-clockwise rotation as seen on screen, in (x right, y down) pixel coordinates."""
     a = math.radians(angle_deg)

@@ -1,8 +1,8 @@
 """The sample table of a cross-view KITTI root, in the index's columns plus KITTI's own
-(data/index.py's COLUMNS, then KITTI_COLUMNS). Not yet the `index` stage's: the localization
-models read equirectangular panoramas, and KITTI's perspective images need the pinhole ground
-branch first (pinhole.py).
+(data/index.py's COLUMNS, then KITTI_COLUMNS); the `index` stage writes it when params
+data.source is kitti, and the sample loader (training/samples.py) reads the pinhole columns.
 
+    geodistill index --config params.yaml --root /data/KITTI --out data/index.csv
     table = build_kitti_index(Path("/data/KITTI"), seed=2023, val_fraction=0.2)
 
 - same-area: train_files (split into train / val) and test1_files (test: other frames of the
@@ -12,7 +12,8 @@ branch first (pinhole.py).
   the split file's fixed (u, v, theta); train and val rows a draw in [-1, 1) seeded by `seed`
   and the frame's path (the authors draw again each time a frame is loaded).
 - yaw_deg is the camera's heading in the crop (degrees clockwise from up); city is the
-  recording date; fx, fy, cx, cy are the intrinsics at `image_size` (read_intrinsics).
+  recording date; fx, fy, cx, cy are the intrinsics of the image as stored, image_w x image_h
+  pixels (S_rect; read_intrinsics); a loader that resizes the image rescales them.
 """
 from __future__ import annotations
 
@@ -24,9 +25,10 @@ import pandas as pd
 
 from geodistill.data.index import COLUMNS
 from geodistill.data.kitti import (CROP_SIZE, KITTI_MPP, SPLIT_FILES, camera_heading_deg, camera_pixel, frame_files,
-                                   read_intrinsics, read_oxts, read_split)
+                                   read_image_size, read_intrinsics, read_oxts, read_split)
 
-KITTI_COLUMNS = ["drive", "frame", "lat", "lon", "yaw_rad", "u", "v", "theta", "fx", "fy", "cx", "cy"]
+KITTI_COLUMNS = ["drive", "frame", "lat", "lon", "yaw_rad", "u", "v", "theta", "fx", "fy", "cx", "cy", "image_w",
+                 "image_h"]
 PROTOCOLS = {"same": "test1", "cross": "test2"}
 
 
@@ -35,23 +37,24 @@ def _draw(seed: int, path: str) -> np.ndarray:
     return np.random.default_rng([seed, zlib.crc32(path.encode())]).uniform(-1, 1, 3)
 
 
-def _row(root: Path, line, split: str, area: str, seed: int, image_size: tuple[int, int], intrinsics: dict) -> dict:
+def _row(root: Path, line, split: str, area: str, seed: int, intrinsics: dict) -> dict:
     files = frame_files(root, line.path)
     lat, lon, yaw = read_oxts(files.oxts)
     if files.calib not in intrinsics:
-        intrinsics[files.calib] = read_intrinsics(files.calib, image_size)
-    K = intrinsics[files.calib]
+        size = read_image_size(files.calib)
+        intrinsics[files.calib] = read_intrinsics(files.calib, size), size
+    K, (width, height) = intrinsics[files.calib]
     u, v, theta = (line.u, line.v, line.theta) if line.u is not None else _draw(seed, line.path)
     gt_row, gt_col = camera_pixel(u, v, theta)
     return {"pano_path": str(files.image), "sat_path": str(files.satmap), "city": line.date, "split": split,
             "area": area, "gt_row": gt_row, "gt_col": gt_col, "mpp": KITTI_MPP,
             "yaw_deg": camera_heading_deg(theta), "sat_size": CROP_SIZE, "tiles": str(files.satmap),
             "drive": line.drive, "frame": line.frame, "lat": lat, "lon": lon, "yaw_rad": yaw, "u": u, "v": v,
-            "theta": theta, "fx": K[0, 0], "fy": K[1, 1], "cx": K[0, 2], "cy": K[1, 2]}
+            "theta": theta, "fx": K[0, 0], "fy": K[1, 1], "cx": K[0, 2], "cy": K[1, 2], "image_w": width,
+            "image_h": height}
 
 
-def build_kitti_index(root: Path, seed: int, val_fraction: float,
-                      image_size: tuple[int, int] = (1024, 256)) -> pd.DataFrame:
+def build_kitti_index(root: Path, seed: int, val_fraction: float) -> pd.DataFrame:
     """Rows of both protocols (same-area first), deterministic for a seed."""
     root = Path(root)
     train = read_split(root / SPLIT_FILES["train"])
@@ -63,8 +66,8 @@ def build_kitti_index(root: Path, seed: int, val_fraction: float,
     val = set(order[:n_val].tolist())
     intrinsics, rows = {}, []
     for area, test_split in PROTOCOLS.items():
-        rows += [_row(root, line, "val" if k in val else "train", area, seed, image_size, intrinsics)
+        rows += [_row(root, line, "val" if k in val else "train", area, seed, intrinsics)
                  for k, line in enumerate(train)]
-        rows += [_row(root, line, "test", area, seed, image_size, intrinsics)
+        rows += [_row(root, line, "test", area, seed, intrinsics)
                  for line in read_split(root / SPLIT_FILES[test_split])]
     return pd.DataFrame(rows, columns=COLUMNS + KITTI_COLUMNS)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import copy
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -65,10 +66,11 @@ def variant_loss(v: DistillVariant, student, teacher, batch: Batch, rng: np.rand
     occluded, columns = occlude(v.occlusion, batch.pano, rng, teacher.ground_features, rows)
     batch = batch.rows(rows)
     if v.mode == "augment":
-        return student.loss(Batch(occluded, batch.sat, batch.sat_mpp, batch.gt_px, batch.yaw_deg, columns))
+        return student.loss(replace(batch, pano=occluded, column_mask=columns))
     with torch.no_grad():
-        target = teacher.score_maps(batch.pano, batch.sat, batch.sat_mpp)
-    return distill_loss(student.score_maps(occluded, batch.sat, batch.sat_mpp, columns), target, v.target)
+        target = teacher.score_maps(batch.pano, batch.sat, batch.sat_mpp, camera=batch.camera)
+    return distill_loss(student.score_maps(occluded, batch.sat, batch.sat_mpp, columns, batch.camera), target,
+                        v.target)
 
 
 def train_distill(index_path: Path, baselines: Path, out: Path, name: str, params: Params,

@@ -93,6 +93,13 @@ def infonce_target(gt_px: torch.Tensor, yaw_deg: torch.Tensor, bins: int, cells:
     return target
 
 
+def panoramas_only(camera: torch.Tensor | None) -> None:
+    """CCVPE's ground descriptor is a full circle of panorama columns: a pinhole image has none."""
+    if camera is not None:
+        raise ValueError("CCVPE reads equirectangular panoramas; this batch holds pinhole images (KITTI): "
+                         "use a G2SWeakly method (kind: g2s) on this dataset")
+
+
 def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean over the batch of -sum target * log softmax(logits), both (B, ...) flattened."""
     return -(target.flatten(1) * F.log_softmax(logits.flatten(1), dim=1)).sum(1).mean()
@@ -168,6 +175,7 @@ class CCVPE(nn.Module):
         return torch.einsum("boyx,oc->bcyx", prob, self.shift_dirs)
 
     def loss(self, batch: Batch) -> torch.Tensor:
+        panoramas_only(batch.camera)
         out = self(batch.pano, batch.sat, batch.column_mask)
         p, S = self.p, batch.sat.shape[1]
         gauss = gaussian_target(batch.gt_px, S, p.heatmap_sigma_px)           # (B, S, S), sums to 1
@@ -181,9 +189,11 @@ class CCVPE(nn.Module):
         return p.heatmap_weight * heat + p.infonce_weight * nce + p.orientation_weight * orient
 
     def score_maps(self, pano: torch.Tensor, sat: torch.Tensor, sat_mpp: torch.Tensor | None = None,
-                   column_mask: torch.Tensor | None = None) -> list[torch.Tensor]:
+                   column_mask: torch.Tensor | None = None, camera: torch.Tensor | None = None
+                   ) -> list[torch.Tensor]:
         """The matching volumes, per level (B, n, a, a) cosine over orientation and position: the
         occlusion masks the orientation-aware ground descriptor, as GeoDistill does on CCVPE."""
+        panoramas_only(camera)
         return self(pano, sat, column_mask).matching
 
     def ground_features(self, pano: torch.Tensor) -> torch.Tensor:
@@ -191,7 +201,8 @@ class CCVPE(nn.Module):
 
     @torch.no_grad()
     def predict(self, pano: torch.Tensor, sat: torch.Tensor, sat_mpp: torch.Tensor | None = None,
-                column_mask: torch.Tensor | None = None) -> Prediction:
+                column_mask: torch.Tensor | None = None, camera: torch.Tensor | None = None) -> Prediction:
+        panoramas_only(camera)
         out = self(pano, sat, column_mask)
         peak = locate(out.heatmap)                                         # (B, 2) input px
         S = sat.shape[1]

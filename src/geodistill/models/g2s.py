@@ -13,6 +13,8 @@ features are projected onto a c x c grid of the same cells around the camera (c 
 crop_fraction of A, even, camera at cell (c/2, c/2)), and the grid slides over the satellite
 features: the score at position (u, v) puts the camera at satellite cell (u + c/2, v + c/2),
 whose centre is input pixel (u + c/2) * s + (s - 1) / 2 (see cell_to_input_pixel).
+A pinhole ground image (KITTI; `camera` given) is projected with its own intrinsics and heading
+(pinhole.sample_pinhole_bev), and the cells it does not see get confidence 0.
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from geodistill.distributed import gather_rows
 from geodistill.geometry import sample_bev
 from geodistill.models.decoders import DptEncoder, UnetEncoder
 from geodistill.models.localizer import Batch, Prediction, locate
+from geodistill.pinhole import sample_pinhole_bev
 
 
 def build_encoder(p: G2SParams, image_size: tuple[int, int]) -> nn.Module:
@@ -51,9 +54,11 @@ class G2SWeakly(nn.Module):
         self.camera_height_m = camera_height_m
 
     def levels(self, pano: torch.Tensor, sat: torch.Tensor, sat_mpp: torch.Tensor,
-               column_mask: torch.Tensor | None = None) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+               column_mask: torch.Tensor | None = None, camera: torch.Tensor | None = None
+               ) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         """pano (B, H, W, 3) and sat (B, S, S, 3) uint8, sat_mpp (B,) metres per satellite input
-        pixel, column_mask (B, W) in [0, 1] (0 = occluded panorama column) or None. Per level,
+        pixel, column_mask (B, W) in [0, 1] (0 = occluded panorama column) or None, camera (B, 5)
+        for pinhole ground images or None (models/localizer.py). Per level,
         coarse to fine: satellite features (B, C, A, A) with their confidence applied, the ground
         features projected onto the ground plane (B, C, c, c) and their confidence (B, 1, c, c)."""
         ground = self.ground_encoder(pano)                       # [(B, C, H/s, W/s), (B, 1, H/s, W/s)]
@@ -63,39 +68,42 @@ class G2SWeakly(nn.Module):
             if column_mask is not None:
                 m = F.interpolate(column_mask[:, None, None, :].float(), size=(1, gf.shape[-1]), mode="area")
                 gf, gc = gf * m, gc * m                          # (B, C, h, w), (B, 1, h, w)
-            bev = project(torch.cat([gf, gc], dim=1), c, sat_mpp * s, self.camera_height_m)   # (B, C+1, c, c)
+            bev = project(torch.cat([gf, gc], dim=1), c, sat_mpp * s, self.camera_height_m, camera,
+                          (pano.shape[2], pano.shape[1]))        # (B, C+1, c, c)
             out.append((sf * sc, bev[:, :-1], bev[:, -1:]))
         return out
 
     def forward(self, pano: torch.Tensor, sat: torch.Tensor, sat_mpp: torch.Tensor,
-                column_mask: torch.Tensor | None = None) -> list[torch.Tensor]:
+                column_mask: torch.Tensor | None = None, camera: torch.Tensor | None = None) -> list[torch.Tensor]:
         """One score map (B, P, P) per level, coarse to fine: each sample's BEV against its own
         satellite tile (inputs as `levels`)."""
-        return [correlate(sat_feat, bev, weight) for sat_feat, bev, weight in self.levels(pano, sat, sat_mpp, column_mask)]
+        return [correlate(sat_feat, bev, weight)
+                for sat_feat, bev, weight in self.levels(pano, sat, sat_mpp, column_mask, camera)]
 
     def loss(self, batch: Batch) -> torch.Tensor:
         """The weak loss over every ground/satellite pair of the batch (gt_px is not used). Run
         distributed, the satellites of every rank's share of the global batch are the negatives,
         exactly as in one process (distributed.gather_rows)."""
         pair_maps, first = [], 0
-        for sat_feat, bev, weight in self.levels(batch.pano, batch.sat, batch.sat_mpp, batch.column_mask):
+        for sat_feat, bev, weight in self.levels(batch.pano, batch.sat, batch.sat_mpp, batch.column_mask, batch.camera):
             sat_feat, first = gather_rows(sat_feat)               # (B_global, C, A, A)
             pair_maps.append(correlate(sat_feat, bev, weight, all_pairs=True))
         return weak_loss(pair_maps, self.margin_scale, first)
 
     def score_maps(self, pano: torch.Tensor, sat: torch.Tensor, sat_mpp: torch.Tensor,
-                   column_mask: torch.Tensor | None = None) -> list[torch.Tensor]:
+                   column_mask: torch.Tensor | None = None, camera: torch.Tensor | None = None
+                   ) -> list[torch.Tensor]:
         """The correlation maps, per level (B, P, P) cosine."""
-        return self(pano, sat, sat_mpp, column_mask)
+        return self(pano, sat, sat_mpp, column_mask, camera)
 
     def ground_features(self, pano: torch.Tensor) -> torch.Tensor:
         return self.ground_encoder(pano)[0][0]                   # (B, C, H/8, W/8), the coarsest level
 
     @torch.no_grad()
     def predict(self, pano: torch.Tensor, sat: torch.Tensor, sat_mpp: torch.Tensor,
-                column_mask: torch.Tensor | None = None) -> Prediction:
+                column_mask: torch.Tensor | None = None, camera: torch.Tensor | None = None) -> Prediction:
         """The finest level's sub-cell peak as a satellite input pixel; the heatmap is its score map."""
-        scores = self(pano, sat, sat_mpp, column_mask)[-1]              # (B, P, P)
+        scores = self(pano, sat, sat_mpp, column_mask, camera)[-1]      # (B, P, P)
         crop, stride = self.crops[-1], self.strides[-1]
         P = scores.shape[-1]
         top, left = cell_to_input_pixel(torch.tensor([[-0.5, -0.5]]), crop, stride)[0].tolist()
@@ -104,9 +112,13 @@ class G2SWeakly(nn.Module):
                           extent=(top, left, bottom, right))
 
 
-def project(feat: torch.Tensor, size: int, cell_m: torch.Tensor, cam_h: float) -> torch.Tensor:
+def project(feat: torch.Tensor, size: int, cell_m: torch.Tensor, cam_h: float, camera: torch.Tensor | None = None,
+            image_size: tuple[int, int] | None = None) -> torch.Tensor:
     """Panorama feature maps (B, C, h, w) -> (B, C, size, size) ground-plane grids, camera at cell
-    (size/2, size/2), north up, cell_m (B,) metres per cell (one lookup table per distinct value)."""
+    (size/2, size/2), north up, cell_m (B,) metres per cell (one lookup table per distinct value).
+    With a camera (B, 5), the maps are of pinhole images of image_size = (W, H) (sample_pinhole_bev)."""
+    if camera is not None:
+        return sample_pinhole_bev(feat, size, cell_m, cam_h, camera, image_size)[0]
     out = feat.new_empty(feat.shape[0], feat.shape[1], size, size)
     for m in torch.unique(cell_m):
         rows = (cell_m == m).nonzero()[:, 0]

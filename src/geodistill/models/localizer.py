@@ -6,12 +6,17 @@ and distillation never special-case a method.
     pred = model.predict(pano, sat, sat_mpp)                        # Prediction, below
     row, col = locate(pred.heatmap)[0]                              # sub-cell peak of a score map
     maps = model.score_maps(pano, sat, sat_mpp, column_mask)        # what distillation matches
+    pred = model.predict(image, sat, sat_mpp, camera=camera)        # a pinhole image (KITTI), below
     feat = model.ground_features(pano)                              # (B, C, h, w) panorama features
 
 A method also carries `train_yaw_deg`: training panoramas are turned by a random yaw in
 [-it, it) (0 = never). A weakly supervised method's loss ignores `gt_px`. Wherever a
 `column_mask` (B, W) is taken (0 = occluded panorama column), the method keeps the occluded
 columns out of its ground features, so its scores use the visible field of view only.
+Wherever a `camera` (B, 5) is taken, the ground view is a pinhole image, not a panorama: its
+intrinsics fx, fy, cx, cy in input pixels and its heading (degrees clockwise from north, the
+turn already applied); None means an equirectangular panorama with north at its centre column.
+A method that reads panoramas only (CCVPE) refuses a camera.
 """
 from __future__ import annotations
 
@@ -32,11 +37,13 @@ class Batch:
     gt_px: torch.Tensor       # (B, 2) true camera (row, col) in satellite input pixels (centres at integers)
     yaw_deg: torch.Tensor     # (B,) turn applied to each panorama (roll_panorama convention)
     column_mask: torch.Tensor | None = None   # (B, W) 1 = visible panorama column, or None (all)
+    camera: torch.Tensor | None = None        # (B, 5) pinhole fx, fy, cx, cy, heading_deg, or None (panorama)
 
     def rows(self, rows: slice) -> "Batch":
         """The samples `rows` of the batch (a distributed rank's share)."""
-        mask = None if self.column_mask is None else self.column_mask[rows]
-        return Batch(self.pano[rows], self.sat[rows], self.sat_mpp[rows], self.gt_px[rows], self.yaw_deg[rows], mask)
+        pick = lambda t: None if t is None else t[rows]
+        return Batch(self.pano[rows], self.sat[rows], self.sat_mpp[rows], self.gt_px[rows], self.yaw_deg[rows],
+                     pick(self.column_mask), pick(self.camera))
 
 
 @dataclass
@@ -53,10 +60,11 @@ class Localizer(Protocol):
     def loss(self, batch: Batch) -> torch.Tensor: ...
 
     def predict(self, pano: torch.Tensor, sat: torch.Tensor, sat_mpp: torch.Tensor,
-                column_mask: torch.Tensor | None = None) -> Prediction: ...
+                column_mask: torch.Tensor | None = None, camera: torch.Tensor | None = None) -> Prediction: ...
 
     def score_maps(self, pano: torch.Tensor, sat: torch.Tensor, sat_mpp: torch.Tensor,
-                   column_mask: torch.Tensor | None = None) -> list[torch.Tensor]:
+                   column_mask: torch.Tensor | None = None, camera: torch.Tensor | None = None
+                   ) -> list[torch.Tensor]:
         """Per level (B, ...) cosine scores over the candidate poses; a softmax over all but
         the batch dimension makes each a distribution (GeoDistill's teacher and student maps)."""
 
@@ -101,10 +109,10 @@ def input_to_tile_pixel(xy: torch.Tensor, input_px: int, tile_px: torch.Tensor |
 
 
 def predict_tile_pixels(model: Localizer, pano: torch.Tensor, sat: torch.Tensor, sat_mpp: torch.Tensor,
-                        tile_px: torch.Tensor) -> tuple[torch.Tensor, Prediction]:
+                        tile_px: torch.Tensor, camera: torch.Tensor | None = None) -> tuple[torch.Tensor, Prediction]:
     """Camera position (B, 2) (row, col) in pixels of the tiles as stored (tile_px (B,) sides),
     and the model's Prediction (in satellite input pixels)."""
-    pred = model.predict(pano, sat, sat_mpp)
+    pred = model.predict(pano, sat, sat_mpp, camera=camera)
     return input_to_tile_pixel(pred.pixel, sat.shape[1], tile_px), pred
 
 

@@ -63,9 +63,10 @@ def qualitative_figure(checkpoint: Path, index: pd.DataFrame, area: str, occlusi
     idx = np.arange(len(data))
     pano, sat, mpp = data.batch(idx)                                   # (B, H, W, 3), (B, S, S, 3), (B,)
     occluded, columns = occlude(occlusion, pano, rng, teacher.ground_features)
+    camera = data.camera(idx)                                          # (B, 5) pinhole images, else None
     with torch.no_grad():
-        preds = {"teacher": teacher.predict(pano, sat, mpp),
-                 "student": student.predict(occluded, sat, mpp, columns)}
+        preds = {"teacher": teacher.predict(pano, sat, mpp, camera=camera),
+                 "student": student.predict(occluded, sat, mpp, columns, camera)}
     gt = data.gt_px(idx).numpy()                                       # (B, 2) row, col input px
     S = sat.shape[1]
 

@@ -8,12 +8,15 @@ match with exact labels; evaluation never augments.
   flipped left to right (camera column c -> S - 1 - c), the panorama's columns are reversed about
   its centre column (azimuth phi -> -phi, geometry.py: north stays at the centre) and its turn
   t -> -t. A mirrored world is a valid world: a street grid at +28 degrees becomes one at -28.
+  A pinhole image (KITTI) is flipped left to right, its cx -> W - 1 - cx and heading h -> -h.
 - `permute_channels`: one random order of the three colour channels per sample, on both views.
 - `gain`: per sample and channel one factor drawn in [1 - gain, 1 + gain], on both views.
 Colour draws teach a network to match colours across the views rather than to remember the
 training cities' palettes. A disabled augmentation draws nothing from the generator.
 """
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -27,13 +30,17 @@ def mirror(batch: Batch, flip: torch.Tensor) -> Batch:
     S = batch.sat.shape[2]
     image = flip[:, None, None, None]                                    # (B, 1, 1, 1)
     gt = torch.stack([batch.gt_px[:, 0], S - 1 - batch.gt_px[:, 1]], dim=1)
-    mask = batch.column_mask
+    mask, camera = batch.column_mask, batch.camera
     if mask is not None:
         mask = torch.where(flip[:, None], mask.flip(1), mask)
+    if camera is not None:                      # pinhole: cx -> W - 1 - cx, heading h -> -h
+        W = batch.pano.shape[2]
+        mirrored = torch.stack([camera[:, 0], camera[:, 1], W - 1 - camera[:, 2], camera[:, 3], -camera[:, 4]], 1)
+        camera = torch.where(flip[:, None], mirrored, camera)
     return Batch(pano=torch.where(image, batch.pano.flip(2), batch.pano),
                  sat=torch.where(image, batch.sat.flip(2), batch.sat), sat_mpp=batch.sat_mpp,
                  gt_px=torch.where(flip[:, None], gt, batch.gt_px),
-                 yaw_deg=torch.where(flip, -batch.yaw_deg, batch.yaw_deg), column_mask=mask)
+                 yaw_deg=torch.where(flip, -batch.yaw_deg, batch.yaw_deg), column_mask=mask, camera=camera)
 
 
 def recolour(images: torch.Tensor, order: torch.Tensor, gain: torch.Tensor) -> torch.Tensor:
@@ -55,6 +62,5 @@ def augment_batch(batch: Batch, a: AugmentParams, rng: np.random.Generator) -> B
             order = np.stack([rng.permutation(3) for _ in range(B)])
         gain = rng.uniform(1 - a.gain, 1 + a.gain, (B, 3)) if a.gain else np.ones((B, 3))
         order, gain = torch.from_numpy(order), torch.from_numpy(gain.astype(np.float32))
-        batch = Batch(recolour(batch.pano, order, gain), recolour(batch.sat, order, gain), batch.sat_mpp,
-                      batch.gt_px, batch.yaw_deg, batch.column_mask)
+        batch = replace(batch, pano=recolour(batch.pano, order, gain), sat=recolour(batch.sat, order, gain))
     return batch

@@ -38,7 +38,7 @@ from geodistill.models.localizer import Batch, build_localizer, predict_tile_pix
 from geodistill.training.augment import augment_batch
 from geodistill.training.checkpoint import CheckpointError, Checkpointer, file_digest, seed_dir
 from geodistill.training.device import Placement
-from geodistill.training.samples import LocalizationSamples, tile_disjoint_batches
+from geodistill.training.samples import LocalizationSamples
 from geodistill.training.step import memory_hint, optimizer_step, prepare, world_rows
 
 log = logging.getLogger(__name__)
@@ -86,10 +86,13 @@ def predict(model: torch.nn.Module, data: LocalizationSamples, batch_size: int, 
     pixels, yaws = [], []
     for start in tqdm(range(0, len(data), batch_size), desc=f"{data.desc}: predict", leave=False, disable=None):
         idx = np.arange(start, min(start + batch_size, len(data)))
-        pano, sat, mpp = data.batch(idx, None if roll_deg is None else roll_deg[idx])
+        roll = None if roll_deg is None else roll_deg[idx]
+        pano, sat, mpp = data.batch(idx, roll)
         tile_px = torch.from_numpy(data.rows.sat_size.to_numpy()[idx])
+        camera = data.camera(idx, roll)
         with place.autocast():
-            pixel, out = predict_tile_pixels(model, *map(place.tensor, (pano, sat, mpp, tile_px)))
+            pixel, out = predict_tile_pixels(model, *map(place.tensor, (pano, sat, mpp, tile_px)),
+                                             camera=None if camera is None else place.tensor(camera))
         pixels.append(pixel.float().cpu().numpy())
         if out.yaw_deg is not None:
             yaws.append(out.yaw_deg.float().cpu().numpy())
@@ -119,16 +122,17 @@ def load_splits(index_path: Path, area: str, p: BaselineParams, desc: str, max_v
 
 def training_batches(data: LocalizationSamples, p: BaselineParams, seed: int, epoch: int, turn_deg: float,
                      desc: str) -> Iterator[Batch]:
-    """One epoch of tile-disjoint training batches (with a progress bar), seeded by (seed, epoch);
+    """One epoch of training batches (LocalizationSamples.batches, with a progress bar), seeded by (seed, epoch);
     with turn_deg > 0 each panorama is turned by a seeded random yaw in [-turn_deg, turn_deg),
     then the method's `augment` draws are applied (training/augment.py)."""
-    batches = tile_disjoint_batches(data.tiles, p.batch_size, seed, epoch, p.max_train_samples)
+    batches = data.batches(p.batch_size, seed, epoch, p.max_train_samples)
     yaw_rng = np.random.default_rng([seed, epoch, 1])
     augment_rng = np.random.default_rng([seed, epoch, 3])
     for idx in tqdm(batches, desc=desc, leave=False, disable=None):
         yaw = yaw_rng.uniform(-turn_deg, turn_deg, len(idx)) if turn_deg else np.zeros(len(idx))
         pano, sat, mpp = data.batch(idx, yaw if turn_deg else None)
-        batch = Batch(pano, sat, mpp, data.gt_px(idx), torch.from_numpy(yaw.astype(np.float32)))
+        batch = Batch(pano, sat, mpp, data.gt_px(idx), torch.from_numpy(yaw.astype(np.float32)),
+                      camera=data.camera(idx, yaw if turn_deg else None))
         yield augment_batch(batch, p.augment, augment_rng)
 
 

@@ -32,7 +32,6 @@ from tqdm import tqdm
 
 from geodistill import distributed
 from geodistill.config import BevParams, CorrelateHead, EvaluateParams, OrientationParams
-from geodistill.data.bev import read_tile
 from geodistill.data.index import seeded_subset
 from geodistill.geometry import bev_disc, rotate_bev
 from geodistill.io import atomic_file, write_text
@@ -41,6 +40,7 @@ from geodistill.models.angles import AngleBins
 from geodistill.models.orientation import build_orientation_net
 from geodistill.training.checkpoint import Checkpointer
 from geodistill.training.device import Placement
+from geodistill.training.samples import read_sample_tile, tile_keys
 from geodistill.training.step import memory_hint, optimizer_step, prepare, world_rows
 
 log = logging.getLogger(__name__)
@@ -88,6 +88,7 @@ class Samples:
 
     def __post_init__(self):
         self._tiles: dict[str, np.ndarray] = {}
+        self._keys = tile_keys(self.rows)                   # KITTI: one aligned crop per row
         self._disc = bev_disc(self.bev.shape[1])[..., None].astype(np.uint8)     # (S, S, 1)
         missing = [p for p in self.rows.pano_path if p not in self.bev_row]
         if missing:
@@ -97,17 +98,19 @@ class Samples:
     def __len__(self) -> int:
         return len(self.rows)
 
-    def _tile(self, path: str, mpp: float) -> np.ndarray:
-        if path not in self._tiles:
-            self._tiles[path] = resample_tile(read_tile(path), mpp, self.views)
-        return self._tiles[path]
+    def _tile(self, i: int) -> np.ndarray:
+        key = self._keys[i]
+        if key not in self._tiles:
+            row = self.rows.iloc[i]
+            self._tiles[key] = resample_tile(read_sample_tile(row), row.mpp, self.views)
+        return self._tiles[key]
 
     def batch(self, idx: np.ndarray, yaws: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, S, S, 3) uint8 satellite and (B, s, s, 3) rotated BEV images for indices and yaws."""
         sats, bevs = [], []
         for i, yaw in zip(idx, yaws):
             row = self.rows.iloc[int(i)]
-            sats.append(self._tile(row.sat_path, row.mpp))
+            sats.append(self._tile(int(i)))
             bev = rotate_bev(np.asarray(self.bev[self.bev_row[row.pano_path]]), yaw) * self._disc
             if bev.shape[0] != self.views.bev_px:
                 bev = cv2.resize(bev, (self.views.bev_px, self.views.bev_px), interpolation=cv2.INTER_AREA)
