@@ -25,7 +25,7 @@ import pandas as pd
 
 from geodistill.config import Params
 from geodistill.reports.runs import (ReportError, ablation_groups, ablations, baseline_run, geodistill_or_reference,
-                                     geodistill_variant, require, run_pairs)
+                                     geodistill_variant, load_predictions, run_pairs)
 from geodistill.reports.tables import is_fov, nothing_occluded
 
 COLUMNS = ["claim", "method", "area", "run", "reference", "mean_m", "reference_mean_m", "mean_change_pct",
@@ -35,17 +35,12 @@ COLUMNS = ["claim", "method", "area", "run", "reference", "mean_m", "reference_m
 def load_seed_errors(eval_dir: Path, run: str, seeds: list[int]) -> tuple[np.ndarray, pd.Series]:
     """(seeds, N) 2-DoF errors of one run and the test panoramas they belong to (every seed's CSV
     must list the same panoramas in the same order)."""
-    errors, panos = [], None
-    for seed in seeds:
-        path = require(Path(eval_dir) / run / f"seed{seed}.csv", f"per-sample predictions of run {run!r}, seed {seed}")
-        table = pd.read_csv(path, usecols=lambda c: c in ("pano_path", "error_m"))
-        if {"pano_path", "error_m"} - set(table):
-            raise ReportError(f"{path}: needs the columns pano_path and error_m")
-        if panos is not None and not table.pano_path.equals(panos):
-            raise ReportError(f"{path}: not the test samples of seed {seeds[0]}'s file")
-        panos = table.pano_path
-        errors.append(table.error_m.to_numpy(float))
-    return np.stack(errors), panos
+    tables = load_predictions(eval_dir, run, seeds, ("pano_path", "error_m"))
+    panos = tables[seeds[0]].pano_path
+    for seed, table in tables.items():
+        if not table.pano_path.equals(panos):
+            raise ReportError(f"{Path(eval_dir) / run / f'seed{seed}.csv'}: not the test samples of seed {seeds[0]}'s file")
+    return np.stack([t.error_m.to_numpy(float) for t in tables.values()]), panos
 
 
 def paired_change(run: np.ndarray, reference: np.ndarray, draws: int, confidence: float,

@@ -128,17 +128,24 @@ def load_metrics(metrics_dir: Path, run: str, method: str | None = None, area: s
     return metrics
 
 
-def load_errors(eval_dir: Path, run: str, seeds: list[int]) -> dict[int, np.ndarray]:
-    """Training seed -> (N,) per-sample 2-DoF errors in metres of one run (the evaluate stage's
-    <eval_dir>/<run>/seed<s>.csv); every seed is scored on the same test samples."""
-    errors = {}
+def load_predictions(eval_dir: Path, run: str, seeds: list[int], columns: tuple[str, ...]) -> dict[int, pd.DataFrame]:
+    """Training seed -> the `columns` of one run's per-sample predictions (the evaluate stage's
+    <eval_dir>/<run>/seed<s>.csv), checked to have them."""
+    tables = {}
     for seed in seeds:
         path = require(Path(eval_dir) / run / f"seed{seed}.csv", f"per-sample predictions of run {run!r}, seed {seed}")
-        table = pd.read_csv(path)
-        if "error_m" not in table:
-            raise ReportError(f"{path}: no error_m column")
-        errors[seed] = table.error_m.to_numpy(float)
-    return errors
+        table = pd.read_csv(path, usecols=lambda c: c in columns)
+        missing = [c for c in columns if c not in table]
+        if missing:
+            raise ReportError(f"{path}: no {', '.join(missing)} column")
+        tables[seed] = table[list(columns)]
+    return tables
+
+
+def load_errors(eval_dir: Path, run: str, seeds: list[int]) -> dict[int, np.ndarray]:
+    """Training seed -> (N,) per-sample 2-DoF errors in metres of one run; every seed is scored
+    on the same test samples."""
+    return {seed: t.error_m.to_numpy(float) for seed, t in load_predictions(eval_dir, run, seeds, ("error_m",)).items()}
 
 
 def load_history(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
