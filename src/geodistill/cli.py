@@ -168,13 +168,14 @@ def render_bev_stage(config: Path = ConfigOpt,
     import pandas as pd
 
     from geodistill.data.bev import render_all
+    from geodistill.data.kitti_index import is_kitti_table
     p = _params(config).bev
     if not index.is_file():
         raise UserError(f"sample table not found: {index} (run `geodistill index` first)")
     table = pd.read_csv(index).drop_duplicates("pano_path").sort_values("pano_path")
     paths = table.pano_path.tolist()
     cameras = (list(table[["fx", "fy", "cx", "cy", "yaw_deg"]].itertuples(index=False, name=None))
-               if "fx" in table else None)                          # KITTI: pinhole images
+               if is_kitti_table(table.columns) else None)          # KITTI: pinhole images
     render_all(paths, p.size, p.mpp, p.camera_height_m, out, p.min_pano_width, p.workers, cameras)
     typer.echo(f"{len(paths)} BEV images ({p.size}x{p.size}, {p.mpp} m/px) -> {out}")
 

@@ -32,6 +32,12 @@ KITTI_COLUMNS = ["drive", "frame", "lat", "lon", "yaw_rad", "u", "v", "theta", "
 PROTOCOLS = {"same": "test1", "cross": "test2"}
 
 
+def is_kitti_table(columns) -> bool:
+    """Whether a sample table (its columns, or a row's index) is KITTI's: pinhole images and
+    satellite crops aligned per row."""
+    return "fx" in columns
+
+
 def _draw(seed: int, path: str) -> np.ndarray:
     """(u, v, theta) in [-1, 1) for a training frame, from (seed, CRC32 of its path)."""
     return np.random.default_rng([seed, zlib.crc32(path.encode())]).uniform(-1, 1, 3)

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from geodistill.data.kitti import SPLIT_FILES, TOTALS, frame_files, read_intrinsics, read_oxts, read_split
+from geodistill.data.kitti import (SPLIT_FILES, TOTALS, frame_files, read_image_size, read_intrinsics, read_oxts,
+                                   read_split)
 from geodistill.data.verify import VerifyReport, inspect_image
 from geodistill.data.vigor import FormatError
 from geodistill.parallel import fork_map, resolve_workers
@@ -47,7 +48,7 @@ def _check(item: tuple[str, Path]) -> tuple[str | None, str]:
     if kind == "oxts":
         return _check_text(path, read_oxts)
     if kind == "calib":
-        return _check_text(path, lambda p: read_intrinsics(p, (1024, 256)))
+        return _check_text(path, lambda p: read_intrinsics(p, read_image_size(p)))   # what the index reads
     return inspect_image(path)
 
 

@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from geodistill.data.bev import read_image, read_panorama_for, read_tile
 from geodistill.data.kitti import SHIFT_RANGE_M, distance_batches, satellite_alignment
+from geodistill.data.kitti_index import is_kitti_table
 from geodistill.geometry import latlon_to_metres, roll_panorama
 
 # frames of one weakly supervised KITTI batch are this far apart: 2 x 1.5 x the shift prior, so no
@@ -37,7 +38,7 @@ ALIGNMENT_COLUMNS = ["yaw_rad", "u", "v", "theta"]
 
 def tile_keys(rows: pd.DataFrame) -> np.ndarray:
     """(N,) str: rows with the same key have the same satellite image (read_sample_tile)."""
-    if "yaw_rad" not in rows.columns:
+    if not is_kitti_table(rows.columns):
         return rows.sat_path.to_numpy()
     return (rows.sat_path + "|" + rows[ALIGNMENT_COLUMNS].astype(str).agg("|".join, axis=1)).to_numpy()
 
@@ -46,7 +47,7 @@ def read_sample_tile(row) -> np.ndarray:
     """(sat_size, sat_size, 3) RGB uint8 satellite image of a sample-table row: the tile, or for
     a KITTI row the raw map cut to its aligned crop (bilinear, black outside the map)."""
     tile = read_tile(row.sat_path)
-    if "yaw_rad" not in row.index:
+    if not is_kitti_table(row.index):
         return tile
     size = int(row.sat_size)
     M = satellite_alignment(row.yaw_rad, row.u, row.v, row.theta, raw_size=tile.shape[0], size=size)
@@ -62,7 +63,7 @@ class LocalizationSamples:
         self.pano_size, self.sat_px, self.desc = tuple(pano_size), sat_px, desc
         self.tiles = [set(t.split(";")) for t in self.rows.tiles]
         self.sat_mpp = (self.rows.sat_size * self.rows.mpp / sat_px).to_numpy(np.float32)   # (N,) m per input px
-        self.pinhole = "fx" in self.rows.columns
+        self.pinhole = is_kitti_table(self.rows.columns)
         if self.pinhole:
             missing = [c for c in PINHOLE_COLUMNS + ALIGNMENT_COLUMNS + ["lat", "lon"] if c not in self.rows.columns]
             if missing:
