@@ -71,6 +71,9 @@ class CityParams(Section):
     parked_car_spacing_m: float = Field(gt=0)
     palette: Literal[PALETTES]  # type: ignore[valid-type]
     facade_styles: int = Field(ge=1, le=16, description="distinct facades; few = repetitive architecture")
+    leafy_street_fraction: float = Field(ge=0, le=1, description="share of roads lined with large trees whose "
+                                         "crowns close over the road, hiding it from above")
+    leafy_tree_radius_m: Range = Field(description="crown radius of a leafy street's trees (others: 1.6-3.2 m)")
 
 
 class AppearanceParams(Section):
@@ -83,6 +86,20 @@ class AppearanceParams(Section):
     sat_shadow_strength: float = Field(ge=0, le=1, description="darkening of cast shadows in tiles")
     sat_noise_std: float = Field(ge=0, le=50, description="Gaussian sensor noise, grey levels")
     pano_noise_std: float = Field(ge=0, le=50)
+    white_balance_jitter: float = Field(ge=0, le=1, description="per-panorama, per-channel colour gain drawn in "
+                                        "1 ± this (time of day, camera white balance)")
+    sat_cloud_cover: float = Field(ge=0, lt=1, description="share of the satellite mosaic under cloud")
+    sat_cloud_size_m: float = Field(gt=0, description="typical cloud diameter (m)")
+    sat_cloud_opacity: float = Field(ge=0, le=1, description="how much of the ground a cloud hides (1: all)")
+
+
+class TransientParams(Section):
+    """Objects in the panorama only: traffic and people present when it was captured."""
+
+    busy_fraction: float = Field(ge=0, le=1, description="share of panoramas captured in traffic")
+    vehicles: float = Field(ge=0, le=50, description="mean (Poisson) vehicles near a busy panorama's camera")
+    pedestrians: float = Field(ge=0, le=50, description="mean (Poisson) pedestrians near a busy panorama's camera")
+    radius_m: float = Field(gt=0, le=100, description="they stand within this distance along the camera's road")
 
 
 class SynthParams(Section):
@@ -94,6 +111,12 @@ class SynthParams(Section):
     sat_size: int = Field(ge=16, multiple_of=4, description="satellite tile side in pixels")
     world_supersample: int = Field(ge=1, le=4, description="world raster cells per tile pixel (per axis)")
     camera_height_m: float = Field(gt=0, le=10)
+    camera_height_jitter_m: float = Field(ge=0, le=1.5, description="per-panorama camera height drawn in "
+                                          "camera_height_m ± this (the BEV assumes camera_height_m)")
+    cameras_under_canopy: bool = Field(description="panoramas may be taken under a tree crown (hidden from above)")
+    parked_car_turnover: float = Field(ge=0, le=1, description="share of parked cars gone when the panoramas "
+                                       "were taken (in the satellite image only)")
+    transients: TransientParams
     max_range_m: float = Field(gt=0, description="panorama rays stop here (haze beyond)")
     test_fraction: float = Field(gt=0, lt=1, description="same-area test share of each city")
     jpeg_quality: int = Field(ge=1, le=100)
@@ -108,6 +131,9 @@ class SynthParams(Section):
         w, h = self.pano_size
         if w != 2 * h:
             raise ValueError(f"pano_size must be equirectangular [2H, H], got {[w, h]}")
+        if self.camera_height_jitter_m >= self.camera_height_m:
+            raise ValueError(f"camera_height_jitter_m={self.camera_height_jitter_m} must be below "
+                             f"camera_height_m={self.camera_height_m}")
         for c in self.cities:
             tile_m = self.sat_size * c.mpp
             if self.extent_m < 3 * tile_m:
@@ -125,6 +151,9 @@ class IndexParams(Section):
     cross_area_train: list[CityName] = Field(min_length=1)
     cross_area_test: list[CityName] = Field(min_length=1)
     sat_size: int = Field(ge=1, description="tile side in pixels when the root has no dataset.json (VIGOR: 640)")
+    gps_noise_m: float = Field(ge=0, le=50, description="GPS error (std per axis, metres) of the training rows' "
+                               "positions: it picks their positive tile and the position fully supervised "
+                               "methods learn; val and test rows stay exact")
     mpp: dict[CityName, Annotated[float, Field(gt=0)]] = Field(
         default_factory=lambda: dict(VIGOR_MPP),
         description="metres per pixel of the tiles as stored, when the root has no dataset.json")
@@ -214,6 +243,7 @@ class AugmentParams(Section):
     """Training augmentation, drawn per sample and applied alike to both views (training/augment.py)."""
 
     mirror: bool = Field(description="mirror the world east-west for half the samples (exact labels)")
+    rotate90: bool = Field(description="turn the world by 0, 90, 180 or 270 degrees per sample (exact labels)")
     permute_channels: bool = Field(description="one random order of the colour channels per sample")
     gain: float = Field(ge=0, lt=1, description="per-channel colour gain drawn in [1 - gain, 1 + gain]; 0 = off")
 
@@ -249,6 +279,16 @@ class G2SParams(LocalizerParams):
     encoder: UnetEncoderParams | DptEncoderParams = Field(discriminator="kind")
     crop_fraction: float = Field(gt=0, le=1, description="BEV crop side / satellite feature side")
     margin_scale: float = Field(gt=0, description="gamma of log(1 + exp(gamma (d_pos - d_neg)))")
+    symmetric_satellite: bool = Field(description="predict with the mean of the tile's satellite features and "
+                                      "those of the tile turned by 180 degrees (turned back): cancels a learned "
+                                      "translation between the views; needs augment.rotate90")
+
+    @model_validator(mode="after")
+    def _check_symmetry(self) -> "G2SParams":
+        if self.symmetric_satellite and not self.augment.rotate90:
+            raise ValueError("symmetric_satellite needs augment.rotate90: true (the satellite encoder must "
+                             "have been trained on turned tiles)")
+        return self
 
 
 class CCVPEParams(LocalizerParams):

@@ -1,14 +1,16 @@
 """Equirectangular panoramas of a synthetic world, by ray casting against its height field.
 
     look = PanoLook.draw(rng, synth.appearance)
-    rgb, depth = render_panorama(world, x, y, camera_height, width, height, max_range, look)
+    rgb, depth = render_panorama(world, x, y, camera_height, width, height, max_range, look, transients)
 
 Each panorama column is one vertical half-plane. Along it the height field is sampled at
 distances d_k (finer near the camera); a sample blocks every ray whose elevation lies below the
 elevation of its top edge, so the first sample whose running maximum of top-edge elevations
 reaches a ray's elevation is what that ray hits (one `searchsorted` for the whole image).
 Object entries are refined by bisection, ground hits are exact (d = h / tan(-elev)), and trees
-are composited as depth-tested sprites so the street is visible under their canopies.
+are composited as depth-tested sprites so the street is visible under their canopies (a crown
+right above the camera is its ceiling: the rays that meet its underside). Traffic seen by this
+panorama only (transients.py) is ray traced box by box and depth tested the same way.
 Conventions (column/row <-> azimuth/elevation, x east / y south) are those of geometry.py.
 """
 from __future__ import annotations
@@ -21,6 +23,7 @@ import numpy as np
 
 from geodistill.config import AppearanceParams
 from geodistill.data.synth.palettes import SKY_HORIZON, SKY_ZENITH
+from geodistill.data.synth.transients import Transients, draw_transients
 from geodistill.data.synth.world import KIND_BUILDING, World
 from geodistill.geometry import column_azimuth, row_elevation
 
@@ -37,14 +40,16 @@ class PanoLook:
     haze_m: float = float("inf")
     noise_std: float = 0.0
     cloud_seed: int = 0
+    white_balance: tuple[float, float, float] = (1.0, 1.0, 1.0)   # per-channel gain
 
     @classmethod
     def draw(cls, rng: np.random.Generator, appearance: AppearanceParams) -> "PanoLook":
-        j = appearance.exposure_jitter
+        j, wb = appearance.exposure_jitter, appearance.white_balance_jitter
         return cls(sun_azimuth=float(rng.uniform(0, 2 * np.pi)),
                    sun_elevation=float(np.radians(rng.uniform(*appearance.sun_elevation_deg))),
                    exposure=float(rng.uniform(1 - j, 1 + j)), haze_m=appearance.haze_m,
-                   noise_std=appearance.pano_noise_std, cloud_seed=int(rng.integers(2**31)))
+                   noise_std=appearance.pano_noise_std, cloud_seed=int(rng.integers(2**31)),
+                   white_balance=tuple(float(g) for g in rng.uniform(1 - wb, 1 + wb, size=3)))
 
 
 @lru_cache(maxsize=8)
@@ -190,6 +195,9 @@ def _trees(world: World, x, y, cam_h, width, height, max_range, rgb, depth, rng)
     near = np.flatnonzero((dist < max_range) & (dist > tr.radius + 0.25))
     phi_px = width / (2 * np.pi)
     elev_px = height / np.pi
+    overhead = np.flatnonzero((dist <= tr.radius + 0.25) & (tr.bottom > cam_h))
+    if overhead.size:
+        _ceilings(tr, overhead, x, y, cam_h, width, height, rgb, depth, rng)
     for i in near[np.argsort(-dist[near])]:
         dd, r = dist[i], tr.radius[i]
         az = np.arctan2(rel[i, 0], -rel[i, 1])                          # clockwise from north
@@ -229,9 +237,31 @@ def _trees(world: World, x, y, cam_h, width, height, max_range, rgb, depth, rng)
         depth[r0:r1, cw] = sub_depth
 
 
+def _ceilings(tr, overhead: np.ndarray, x, y, cam_h, width, height, rgb, depth, rng) -> None:
+    """Crowns right above the camera, seen from below: a ray rising at elevation e meets the
+    crown's underside (height `bottom`) at horizontal distance (bottom - cam_h) / tan e; where
+    that point lies inside the crown's disc, the ray sees leaves (in place, depth tested)."""
+    rows = np.arange(height // 2)                                      # rays above the horizon
+    tan_e = np.tan(row_elevation(rows, height))[:, None]               # (R, 1)
+    phi = column_azimuth(np.arange(width), width)[None, :]             # (1, W)
+    for i in overhead:
+        d = (tr.bottom[i] - cam_h) / tan_e                             # (R, 1)
+        px, py = x + d * np.sin(phi) - tr.centre[i, 0], y - d * np.cos(phi) - tr.centre[i, 1]
+        rho = np.hypot(px, py) / tr.radius[i]                          # (R, W)
+        leaves = (rho <= 1.0) & (d < depth[rows])
+        shade = 0.5 + 0.2 * np.clip(1 - rho, 0, 1)
+        leaf = tr.colour[i] * shade[..., None] * (1 + 0.14 * rng.standard_normal(rho.shape + (1,)))
+        sub, sub_depth = rgb[rows], depth[rows]
+        sub[leaves] = leaf[leaves]
+        sub_depth[leaves] = np.broadcast_to(d, rho.shape)[leaves]
+        rgb[rows], depth[rows] = sub, sub_depth
+
+
 def render_panorama(world: World, x: float, y: float, cam_h: float, width: int, height: int,
-                    max_range: float, look: PanoLook = PanoLook()) -> tuple[np.ndarray, np.ndarray]:
-    """(H, W, 3) uint8 RGB panorama at metric (x, y), and (H, W) float32 hit distance (inf = sky)."""
+                    max_range: float, look: PanoLook = PanoLook(),
+                    transients: Transients | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(H, W, 3) uint8 RGB panorama at metric (x, y), and (H, W) float32 hit distance (inf = sky);
+    `transients`: traffic seen by this panorama only (transients.place_transients)."""
     rng = np.random.default_rng(look.cloud_seed)
     hits = trace(world, x, y, cam_h, width, height, max_range)
     kind, dist = hits["kind"], hits["dist"]
@@ -259,10 +289,12 @@ def render_panorama(world: World, x: float, y: float, cam_h: float, width: int, 
 
     depth = dist.astype(np.float32)
     _trees(world, x, y, cam_h, width, height, max_range, rgb, depth, rng)
+    if transients is not None:
+        draw_transients(rgb, depth, transients, x, y, cam_h, look.sun_azimuth)
 
     fog = np.where(np.isfinite(depth), np.exp(-np.minimum(depth, 1e9) / look.haze_m), 1.0)[..., None]
     rgb = rgb * fog + horizon * (1 - fog)
-    rgb = rgb * look.exposure
+    rgb = rgb * look.exposure * np.array(look.white_balance, np.float32)
     if look.noise_std > 0:
         rgb = rgb + rng.normal(0, look.noise_std, rgb.shape)
     return np.clip(rgb, 0, 255).round().astype(np.uint8), depth

@@ -8,7 +8,14 @@ plus tables of the objects stamped into them:
 - `top` (N, N, 3) uint8: colour seen from straight above (roofs, car roofs, tree canopies),
 - `height` (N, N) float32 and `obj` (N, N) int32: solid boxes (buildings and cars), obj = box id + 1,
 - `boxes` / `trees`: the objects themselves (trees are drawn as sprites, not as solid columns, so
-  that a panorama sees under their canopy while the satellite sees only the canopy).
+  that a panorama sees under their canopy while the satellite sees only the canopy),
+- `roads` / `near_road`: the street network and the index of each cell's nearest road, where
+  the renderer places traffic seen by one panorama only (render.py).
+Difficulty knobs that differ between the views: leafy streets whose crowns close over the road
+(`leafy_street_fraction`), cameras under crowns (`cameras_under_canopy`), parked cars that
+left before the panoramas were taken (`parked_car_turnover`: in the satellite image only) and
+clouds over parts of the satellite mosaic (`appearance.sat_cloud_cover`). Each draws from its
+own random stream, so with the knob at 0 the world is what it was without it.
 
 Cell (r, c) covers x in [x0 + c*cell, x0 + (c+1)*cell) with x0 = -mpp/2, and likewise y; so the
 centre of satellite pixel (i, j) (side mpp, `supersample` cells per side) is exactly the point
@@ -16,19 +23,20 @@ centre of satellite pixel (i, j) (side mpp, `supersample` cells per side) is exa
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 
 from geodistill.config import CityParams, SynthParams
 from geodistill.data.synth.palettes import CAR_COLOURS, PALETTES, Palette
-from geodistill.data.synth.raster import Grid, city_seed
+from geodistill.data.synth.raster import Grid, city_seed, smooth_noise
 from geodistill.data.synth.streets import Road, Streets, lay_streets, make_roads, paint_ground
 
 __all__ = ["KIND_BUILDING", "KIND_CAR", "Boxes", "Trees", "World", "build_city", "city_seed", "cast_shadows"]
 
 KIND_BUILDING, KIND_CAR = 0, 1
+CLOUD_WHITE = 235.0
 
 
 @dataclass
@@ -71,6 +79,8 @@ class World:
     sat: np.ndarray          # (n_sat, n_sat, 3) uint8 top view at tile resolution, shadows applied
     camera_ok: np.ndarray    # (n_sat, n_sat) bool: satellite pixels where a panorama may be taken
     sun: tuple[float, float]  # satellite capture sun (azimuth, elevation), radians
+    roads: list[Road] = field(default_factory=list)
+    near_road: np.ndarray | None = None   # (N, N) uint8 index into roads
 
     @property
     def cell(self) -> float:
@@ -145,8 +155,12 @@ def place_buildings(city: CityParams, pal: Palette, roads: list[Road], streets: 
 
 
 def park_cars(city: CityParams, roads: list[Road], streets: Streets, grid: Grid, extent: float,
-              stamp: _BoxStamper, rng: np.random.Generator) -> None:
-    """Parked cars along both kerbs of every road wide enough, away from junctions."""
+              stamp: _BoxStamper, rng: np.random.Generator, turnover: float,
+              turnover_rng: np.random.Generator) -> list[dict]:
+    """Parked cars along both kerbs of every road wide enough, away from junctions. A share
+    `turnover` of them left before the panoramas were taken: they are returned (seen from above
+    only) instead of stamped into the solid world."""
+    gone, gone_cells = [], np.zeros(stamp.obj.shape, bool)
     for r in roads:
         if r.width < 7:
             continue
@@ -163,36 +177,47 @@ def park_cars(city: CityParams, roads: list[Road], streets: Streets, grid: Grid,
                 if win is None:
                     continue
                 cells = grid.rect(win, (x, y), angle, half)
-                if not cells.any() or (streets.road_count[win][cells] != 1).any() or (stamp.obj[win][cells] != 0).any():
+                if (not cells.any() or (streets.road_count[win][cells] != 1).any()
+                        or (stamp.obj[win][cells] != 0).any() or gone_cells[win][cells].any()):
                     continue
                 body = np.array(CAR_COLOURS[rng.integers(len(CAR_COLOURS))], np.float32)
-                stamp.add(win, cells, kind=KIND_CAR, centre=(x, y), angle=angle, half=half,
-                          height=rng.uniform(1.4, 1.6), wall=body, accent=(34, 40, 48),
-                          spacing=1.0, floor=1.0, window=(1.0, 1.0))
+                car = dict(kind=KIND_CAR, centre=(x, y), angle=angle, half=half, height=rng.uniform(1.4, 1.6),
+                           wall=body, accent=(34, 40, 48), spacing=1.0, floor=1.0, window=(1.0, 1.0))
+                if turnover > 0 and turnover_rng.random() < turnover:
+                    gone.append(car | dict(win=win, cells=cells))
+                    gone_cells[win][cells] = True
+                else:
+                    stamp.add(win, cells, **car)
+    return gone
 
 
 def plant_trees(city: CityParams, pal: Palette, roads: list[Road], streets: Streets, grid: Grid,
-                extent: float, free: np.ndarray, dist_obj: np.ndarray, rng: np.random.Generator) -> Trees:
-    """Street trees along the sidewalks and park trees in open blocks, clear of solid objects."""
+                extent: float, free: np.ndarray, dist_obj: np.ndarray, rng: np.random.Generator,
+                leafy: np.ndarray) -> Trees:
+    """Street trees along the sidewalks and park trees in open blocks, clear of solid objects.
+    Roads with `leafy` (R,) True get large crowns (city.leafy_tree_radius_m) planted so close
+    that they touch: seen from above, the road under them is hidden."""
     rows = []
 
-    def try_tree(x, y, allowed):
+    def try_tree(x, y, allowed, radius_m=(1.6, 3.2)):
         at = grid.cell_of(x, y)
         if at is None:
             return
-        radius = rng.uniform(1.6, 3.2)
+        radius = rng.uniform(*radius_m)
         if not allowed[at] or dist_obj[at] < 1.0:
             return
         bottom = rng.uniform(2.6, 3.6)
         rows.append((x, y, radius, bottom, bottom + rng.uniform(2.5, 6.5), rng.uniform(0.14, 0.24),
                      *np.array(pal.canopy[rng.integers(len(pal.canopy))]) * rng.uniform(0.85, 1.15)))
 
-    for r in roads:
+    for r, is_leafy in zip(roads, leafy):
+        radius_m = tuple(city.leafy_tree_radius_m) if is_leafy else (1.6, 3.2)
+        spacing = 1.6 * np.mean(radius_m) if is_leafy else city.street_tree_spacing_m
         for side in (-1.0, 1.0):
-            v = -extent * 1.5 + rng.uniform(0, city.street_tree_spacing_m)
+            v = -extent * 1.5 + rng.uniform(0, spacing)
             while v < extent * 1.5:
-                v += city.street_tree_spacing_m * rng.uniform(0.85, 1.2)
-                try_tree(*r.point(v, side * (r.width / 2 + 0.6)), streets.sidewalk)
+                v += spacing * rng.uniform(0.85, 1.2)
+                try_tree(*r.point(v, side * (r.width / 2 + 0.6)), streets.sidewalk, radius_m)
     n_park = rng.poisson(city.park_trees_per_ha * free.sum() * grid.cell ** 2 / 1e4)
     free_idx = np.flatnonzero(free)
     for idx in rng.choice(free_idx, size=min(n_park, free_idx.size), replace=False) if free_idx.size else []:
@@ -202,12 +227,20 @@ def plant_trees(city: CityParams, pal: Palette, roads: list[Road], streets: Stre
 
 
 def top_view(ground: np.ndarray, boxes: Boxes, trees: Trees, obj: np.ndarray, height: np.ndarray,
-             pal: Palette, grid: Grid, rng: np.random.Generator):
+             pal: Palette, grid: Grid, rng: np.random.Generator, gone: list[dict] = ()):
     """Colour seen from above (roofs, car roofs, canopies over the ground), the height field that
-    casts shadows (canopies included) and the canopy footprint (dilated by 0.5 m)."""
+    casts shadows (canopies included) and the canopy footprint (dilated by 0.5 m). `gone`: parked
+    cars seen from above only (park_cars)."""
     cell = grid.cell
     top, caster = ground.copy(), height.copy()
     canopy = np.zeros(height.shape, bool)
+    for car in gone:
+        win, cells = car["win"], car["cells"]
+        u_loc = ((grid.x[:, win[1]] - car["centre"][0]) * np.cos(car["angle"])
+                 + (grid.y[win[0], :] - car["centre"][1]) * np.sin(car["angle"]))
+        top[win][cells] = car["wall"]
+        top[win][cells & (np.abs(u_loc - 0.6) < 0.45)] = car["accent"]
+        caster[win][cells] = car["height"]
     for k in range(len(boxes.kind)):
         win = grid.window(*boxes.centre[k], float(np.hypot(*boxes.half[k])) + cell)
         cells = obj[win] == k + 1
@@ -265,24 +298,53 @@ def build_city(city: CityParams, synth: SynthParams, seed: int) -> World:
     obj = np.zeros((grid.n, grid.n), np.int32)
     stamp = _BoxStamper(height, obj)
     place_buildings(city, pal, roads, streets, grid, stamp, rng)
-    park_cars(city, roads, streets, grid, extent, stamp, rng)
+    knobs = np.random.default_rng(city_seed(seed, city.name, 7))    # the difficulty knobs' own stream
+    gone = park_cars(city, roads, streets, grid, extent, stamp, rng, synth.parked_car_turnover, knobs)
     boxes = stamp.boxes()
 
-    free = ~streets.on_road & ~streets.sidewalk & (obj == 0)
-    dist_obj = grid.distance_to(obj != 0)
-    trees = plant_trees(city, pal, roads, streets, grid, extent, free, dist_obj, rng)
-    top, caster, canopy = top_view(ground, boxes, trees, obj, height, pal, grid, rng)
+    solid = obj != 0                                      # gone cars included: only the panoramas miss them
+    for car in gone:
+        solid[car["win"]] |= car["cells"]
+    free = ~streets.on_road & ~streets.sidewalk & ~solid
+    dist_obj = grid.distance_to(solid)
+    leafy = knobs.random(len(roads)) < city.leafy_street_fraction
+    trees = plant_trees(city, pal, roads, streets, grid, extent, free, dist_obj, rng, leafy)
+    top, caster, canopy = top_view(ground, boxes, trees, obj, height, pal, grid, rng, gone)
     to_u8 = lambda a: np.clip(a, 0, 255).round().astype(np.uint8)
     ground, top = to_u8(ground), to_u8(top)
 
     sun = (rng.uniform(0, 2 * np.pi), np.radians(rng.uniform(*synth.appearance.sun_elevation_deg)))
     shadow = cast_shadows(caster, grid.cell, sun, ss * 2)
-    sat = to_u8(_area_downsample(top, ss) * (1 - synth.appearance.sat_shadow_strength * shadow[..., None]))
+    sat = _area_downsample(top, ss) * (1 - synth.appearance.sat_shadow_strength * shadow[..., None])
+    sat = to_u8(cover_with_clouds(sat, city.mpp, synth.appearance, knobs))
 
-    # where panoramas may be taken: on a road, at least 1 m from any object, not under a canopy
-    open_road = streets.on_road & (dist_obj >= 1.0) & ~canopy
+    # where panoramas may be taken: on a road, at least 1 m from any object, under a canopy only if allowed
+    open_road = streets.on_road & (dist_obj >= 1.0)
+    if not synth.cameras_under_canopy:
+        open_road &= ~canopy
     camera_ok = open_road.reshape(n_sat, ss, n_sat, ss).all(axis=(1, 3))
-    return World(city.name, city.mpp, ss, ground, top, height, obj, boxes, trees, sat, camera_ok, sun)
+    return World(city.name, city.mpp, ss, ground, top, height, obj, boxes, trees, sat, camera_ok, sun,
+                 roads, streets.near_road)
+
+
+def cloud_layer(n: int, mpp: float, cover: float, size_m: float, rng: np.random.Generator) -> np.ndarray:
+    """(n, n) float32 cloud density in [0, 1] over a satellite mosaic of n pixels at mpp: smooth
+    noise with blobs of about size_m, thresholded so that a share `cover` of the pixels has
+    density above 1/2, with a soft edge of about a tenth of size_m."""
+    if cover <= 0:
+        return np.zeros((n, n), np.float32)
+    noise = smooth_noise(rng, n, 0.8 * size_m / mpp)
+    level = np.quantile(noise, 1 - cover)
+    edge = max(float(noise.std()) * 0.2, 1e-6)
+    return np.clip((noise - level) / edge + 0.5, 0, 1).astype(np.float32)
+
+
+def cover_with_clouds(sat: np.ndarray, mpp: float, look, rng: np.random.Generator) -> np.ndarray:
+    """The satellite mosaic (n, n, 3) float under clouds: where the density is d, the ground is
+    seen through d * sat_cloud_opacity of white haze (appearance params; nothing when cover 0)."""
+    d = cloud_layer(sat.shape[0], mpp, look.sat_cloud_cover, look.sat_cloud_size_m, rng)[..., None]
+    alpha = look.sat_cloud_opacity * d
+    return sat * (1 - alpha) + CLOUD_WHITE * alpha
 
 
 def _area_downsample(img: np.ndarray, f: int) -> np.ndarray:

@@ -24,6 +24,7 @@ from geodistill import __version__
 from geodistill.config import CityParams, SynthParams
 from geodistill.data import vigor
 from geodistill.data.synth.render import PanoLook, render_panorama
+from geodistill.data.synth.transients import place_transients
 from geodistill.data.synth.world import World, build_city, city_seed
 from geodistill.geometry import metres_to_latlon
 from geodistill.io import atomic_dir
@@ -95,9 +96,13 @@ _JOB: dict = {}
 def _render_one(cam: Camera) -> None:
     world, synth, folder = _JOB["world"], _JOB["synth"], _JOB["folder"]
     look = PanoLook.draw(np.random.default_rng(city_seed(synth.seed, world.name, 2, cam.index)), synth.appearance)
+    knobs = np.random.default_rng(city_seed(synth.seed, world.name, 5, cam.index))   # the difficulty knobs' stream
+    x, y = cam.col * world.mpp, cam.row * world.mpp
+    jitter = synth.camera_height_jitter_m
+    cam_h = synth.camera_height_m + (knobs.uniform(-jitter, jitter) if jitter > 0 else 0.0)
+    traffic = place_transients(world, x, y, synth.transients, knobs)
     W, H = synth.pano_size
-    rgb, _ = render_panorama(world, cam.col * world.mpp, cam.row * world.mpp, synth.camera_height_m, W, H,
-                             synth.max_range_m, look)
+    rgb, _ = render_panorama(world, x, y, cam_h, W, H, synth.max_range_m, look, traffic)
     ok, buf = cv2.imencode(".jpg", rgb[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, synth.jpeg_quality])
     (folder / cam.filename).write_bytes(buf.tobytes())
 
