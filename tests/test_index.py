@@ -19,7 +19,8 @@ SMOKE = Path(__file__).resolve().parents[1] / "configs" / "smoke.yaml"
 
 def index_params(**over) -> IndexParams:
     kw = dict(seed=11, val_fraction=0.2, same_area_cities=["NewYork", "Seattle", "Chicago"],
-              cross_area_train=["NewYork", "Seattle"], cross_area_test=["Chicago"], sat_size=640, mpp=dict(MPP))
+              cross_area_train=["NewYork", "Seattle"], cross_area_test=["Chicago"], sat_size=640, mpp=dict(MPP),
+              gps_noise_m=0.0)
     kw.update(over)
     return IndexParams(**kw)
 
@@ -58,6 +59,29 @@ def test_gt_pixel_from_positive_deltas(fx):
     for r in sea.itertuples():
         tok = by_pano[Path(r.pano_path).name]
         assert r.gt_row == 320 + float(tok[2]) and r.gt_col == 320 - float(tok[3])
+
+
+def test_gps_noise_moves_only_training_labels_to_the_nearest_listed_tile(fx):
+    exact = build_index(fx.root, index_params())
+    noisy = build_index(fx.root, index_params(gps_noise_m=3.0))
+    assert (exact.pano_path == noisy.pano_path).all() and (exact.split == noisy.split).all()
+    held = exact.split != "train"
+    pd.testing.assert_frame_equal(exact[held], noisy[held])                       # val and test exact
+    train = ~held
+    moved = noisy[train].gt_row.to_numpy() - exact[train].gt_row.to_numpy()
+    same_tile = (noisy[train].sat_path == exact[train].sat_path).to_numpy()
+    assert moved[same_tile].std() * MPP["NewYork"] == pytest.approx(3.0, rel=0.35)   # ~3 m (mpp ~0.1-0.11)
+    assert 0 < (~same_tile).sum() < train.sum()                                    # some positives change
+    lines = {ln.split()[0]: ln.split() for c in MPP for ln in fx.lines.get(c, {}).get("all", [])}
+    for r in noisy[train].itertuples():
+        tok = lines[Path(r.pano_path).name]
+        at = [(320 + float(tok[2 + 3 * k]), 320 - float(tok[3 + 3 * k])) for k in range(4)]   # camera per tile
+        k = [tok[1 + 3 * j] for j in range(4)].index(Path(r.sat_path).name)
+        shift = (r.gt_row - at[k][0], r.gt_col - at[k][1])                   # the GPS error, in pixels
+        cheb = [max(abs(a + shift[0] - 320), abs(b + shift[1] - 320)) for a, b in at]
+        assert cheb[k] == min(cheb)                                          # the nearest listed tile
+    again = build_index(fx.root, index_params(gps_noise_m=3.0))
+    pd.testing.assert_frame_equal(noisy, again)                                     # seeded
 
 
 def test_mpp_from_params_without_dataset_json(fx):

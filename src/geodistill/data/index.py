@@ -15,6 +15,13 @@ positive (first) satellite is used as the sample's satellite image.
 The val share is `index.val_fraction` of each list, drawn from a generator seeded by
 (`index.seed`, CRC32 of "<area>/<city>"), so it never depends on process or dict order.
 
+`index.gps_noise_m` > 0 makes the training rows' labels noisy GPS fixes (weak supervision's
+setting: the positive tile is chosen from where the GPS puts the camera). Each train row's
+position moves by Gaussian noise (that std per axis, metres; seeded by (`index.seed`, CRC32 of
+"gps/<area>/<city>")); its positive becomes the listed tile (of the four) whose centre is
+nearest to the noisy position, and gt_row, gt_col are the noisy position in that tile (clipped
+to it): what a fully supervised method learns from. Val and test rows keep the exact labels.
+
 Tile side and metres per pixel come from <root>/dataset.json when the root has one (synthetic
 world), else from `index.sat_size` and `index.mpp[<city>]` (real VIGOR). VIGOR panoramas are
 north-aligned (north at the centre column), so yaw_deg is 0.0 for every row.
@@ -98,16 +105,38 @@ def _rows(root: Path, area: str, city: str, which: str, trainable: bool, params:
         split = _train_val(len(lines), params.val_fraction, params.seed, f"{area}/{city}")
     else:
         split = ["test"] * len(lines)
+    positive = [0] * len(lines)
     pixels = [label_to_pixel(*ln.deltas[0], size) for ln in lines]
+    if params.gps_noise_m > 0 and trainable:
+        positive, pixels = _gps_fixes(lines, split, params, f"{area}/{city}", size, mpp)
     return pd.DataFrame({
         "pano_path": [str(pano_path(root, city, ln.pano)) for ln in lines],
-        "sat_path": [str(sat_path(root, city, ln.sats[0])) for ln in lines],
+        "sat_path": [str(sat_path(root, city, ln.sats[k])) for ln, k in zip(lines, positive)],
         "city": city, "split": split, "area": area,
         "gt_row": np.array([p[0] for p in pixels], dtype=np.float64),
         "gt_col": np.array([p[1] for p in pixels], dtype=np.float64),
         "mpp": float(mpp), "yaw_deg": 0.0, "sat_size": int(size),
         "tiles": [";".join(ln.sats) for ln in lines],
     }, columns=COLUMNS)
+
+
+def _gps_fixes(lines, split: list[str], params: IndexParams, key: str, size: int, mpp: float):
+    """Per line, the positive tile (index into its four) and the camera pixel in it: for train
+    rows from a noisy GPS position (module docstring), for the others exact."""
+    rng = np.random.default_rng([params.seed, zlib.crc32(f"gps/{key}".encode())])
+    noise = rng.normal(0, params.gps_noise_m / mpp, size=(len(lines), 2))     # (N, 2) pixels (row, col)
+    positive, pixels = [], []
+    for line, which, shift in zip(lines, split, noise):
+        at = np.array([label_to_pixel(*d, size) for d in line.deltas])        # (4, 2) camera in each tile
+        if which == "train":
+            noisy = at + shift
+            k = int(np.argmin(np.abs(noisy - size / 2).max(axis=1)))          # nearest tile centre (pixel grid)
+            positive.append(k)
+            pixels.append(tuple(np.clip(noisy[k], 0, size - 1)))
+        else:
+            positive.append(0)
+            pixels.append(tuple(at[0]))
+    return positive, pixels
 
 
 def _train_val(n: int, val_fraction: float, seed: int, key: str) -> list[str]:
