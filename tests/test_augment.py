@@ -10,9 +10,9 @@ import torch
 from geodistill.config import AugmentParams
 from geodistill.geometry import column_azimuth, roll_panorama
 from geodistill.models.localizer import Batch
-from geodistill.training.augment import augment_batch, mirror
+from geodistill.training.augment import augment_batch, mirror, rotate90
 
-OFF = AugmentParams(mirror=False, permute_channels=False, gain=0.0)
+OFF = AugmentParams(mirror=False, rotate90=False, permute_channels=False, gain=0.0)
 
 
 def batch(B=4, H=16, W=32, S=24, seed=0) -> Batch:
@@ -50,6 +50,50 @@ def test_mirror_flips_only_the_chosen_samples_and_maps_labels_exactly():
     np.testing.assert_allclose(column_azimuth(W - 1 - c, W), -column_azimuth(c, W), atol=1e-12)
 
 
+def test_quarter_turns_move_the_camera_pixel_with_the_tile_and_roll_the_panorama():
+    b = batch()
+    turns = torch.tensor([0, 1, 2, 3])
+    r = rotate90(b, turns)
+    S, W = b.sat.shape[2], b.pano.shape[2]
+    for i, k in enumerate(turns.tolist()):
+        assert torch.equal(r.sat[i], torch.rot90(b.sat[i], k=-k, dims=(0, 1)))
+        assert torch.equal(r.pano[i], torch.roll(b.pano[i], k * W // 4, dims=1))
+        assert torch.equal(r.column_mask[i], torch.roll(b.column_mask[i], k * W // 4, dims=0))
+        assert r.yaw_deg[i] == b.yaw_deg[i]
+    row, col = b.gt_px.T
+    torch.testing.assert_close(r.gt_px, torch.stack([
+        torch.stack([row[0], col[0]]), torch.stack([col[1], S - 1 - row[1]]),
+        torch.stack([S - 1 - row[2], S - 1 - col[2]]), torch.stack([S - 1 - col[3], row[3]])]))
+    # the pixel under an integer camera moves with it, for each turn
+    one = Batch(b.pano[:1].repeat(4, 1, 1, 1), b.sat[:1].repeat(4, 1, 1, 1), b.sat_mpp[:1].repeat(4),
+                torch.tensor([[5.0, 7.0]]).repeat(4, 1), torch.zeros(4))
+    t = rotate90(one, turns)
+    for i in range(4):
+        assert torch.equal(t.sat[i, int(t.gt_px[i, 0]), int(t.gt_px[i, 1])], b.sat[0, 5, 7])
+    # a quarter turn moves what lay at azimuth phi to phi + 90 degrees: column c -> c + W/4
+    c = np.arange(W)
+    np.testing.assert_allclose(column_azimuth(c + W // 4, W) - column_azimuth(c, W), np.pi / 2, atol=1e-12)
+    back = rotate90(r, (4 - turns) % 4)                                    # four quarter turns in all
+    for field in ("pano", "sat", "gt_px", "column_mask"):
+        torch.testing.assert_close(getattr(back, field), getattr(b, field))
+
+
+def test_a_quarter_turn_of_a_pinhole_image_turns_only_its_heading():
+    b = batch(B=2)
+    camera = torch.tensor([[100.0, 100.0, 15.5, 8.0, 30.0], [90.0, 90.0, 16.0, 7.5, -10.0]])
+    b = Batch(b.pano, b.sat, b.sat_mpp, b.gt_px, b.yaw_deg, b.column_mask, camera)
+    r = rotate90(b, torch.tensor([1, 3]))
+    assert torch.equal(r.pano, b.pano)
+    torch.testing.assert_close(r.camera[:, 4], torch.tensor([120.0, 260.0]))
+    torch.testing.assert_close(r.camera[:, :4], camera[:, :4])
+
+
+def test_a_quarter_turn_needs_whole_columns():
+    b = batch(W=30)
+    with pytest.raises(ValueError, match="divisible by 4"):
+        rotate90(b, torch.tensor([1, 0, 0, 0]))
+
+
 @pytest.mark.parametrize("turn", [45.0, -33.75, 12.3])
 def test_mirror_of_a_turned_panorama_is_the_mirrored_panorama_turned_back(turn):
     """So the label of a mirrored sample turned by t is -t (whole and fractional column shifts)."""
@@ -62,11 +106,11 @@ def test_mirror_of_a_turned_panorama_is_the_mirrored_panorama_turned_back(turn):
 def test_colour_draws_are_shared_by_both_views_and_within_range():
     b = batch(B=6)
     b.sat[:, :4, :4] = b.pano[:, :4, :4]                   # the same colours in both views
-    out = augment_batch(b, AugmentParams(mirror=False, permute_channels=True, gain=0.2),
+    out = augment_batch(b, AugmentParams(mirror=False, rotate90=False, permute_channels=True, gain=0.2),
                         np.random.default_rng(0))
     assert torch.equal(out.sat[:, :4, :4], out.pano[:, :4, :4])
     assert torch.equal(out.gt_px, b.gt_px) and torch.equal(out.yaw_deg, b.yaw_deg)
-    permuted = augment_batch(b, AugmentParams(mirror=False, permute_channels=True, gain=0.0),
+    permuted = augment_batch(b, AugmentParams(mirror=False, rotate90=False, permute_channels=True, gain=0.0),
                              np.random.default_rng(0))
     orders = set()
     for i in range(6):          # each output channel is one input channel, a permutation of the three
@@ -76,7 +120,7 @@ def test_colour_draws_are_shared_by_both_views_and_within_range():
         orders.add(tuple(src))
         assert torch.equal(permuted.sat[i], b.sat[i][..., src])
     assert len(orders) > 1
-    gained = augment_batch(b, AugmentParams(mirror=False, permute_channels=False, gain=0.2),
+    gained = augment_batch(b, AugmentParams(mirror=False, rotate90=False, permute_channels=False, gain=0.2),
                            np.random.default_rng(0))
     x, y = b.pano.float(), gained.pano.float()
     bright = x > 50                                         # ratios of unclipped, well-lit values

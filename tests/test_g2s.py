@@ -15,14 +15,14 @@ from geodistill.data import vigor
 from geodistill.data.synth.writer import write_world
 from geodistill.models.g2s import G2SWeakly, cell_to_input_pixel, correlate, project, weak_loss
 from geodistill.models.localizer import Batch, input_to_tile_pixel, locate
-from geodistill.training.augment import mirror
+from geodistill.training.augment import mirror, rotate90
 
 
-def g2s_params(encoder, pano=(64, 32), sat=64) -> G2SParams:
+def g2s_params(encoder, pano=(64, 32), sat=64, symmetric=False) -> G2SParams:
     return G2SParams(kind="g2s", encoder=encoder, pretrained=False, weights=None, pano_size=pano, sat_size=sat,
-                     crop_fraction=0.4, margin_scale=10.0, epochs=1, batch_size=2, lr=1e-4, weight_decay=0.0,
-                     grad_clip=1.0, max_train_samples=0,
-                     augment=AugmentParams(mirror=False, permute_channels=False, gain=0.0))
+                     crop_fraction=0.4, margin_scale=10.0, symmetric_satellite=symmetric, epochs=1, batch_size=2,
+                     lr=1e-4, weight_decay=0.0, grad_clip=1.0, max_train_samples=0,
+                     augment=AugmentParams(mirror=False, rotate90=symmetric, permute_channels=False, gain=0.0))
 
 
 def test_correlation_of_a_map_with_its_own_centre_peaks_there():
@@ -94,13 +94,15 @@ def plain_world(tmp_path_factory, plain_params):
     return root, meta, synth
 
 
-@pytest.mark.parametrize("mirrored", [False, True], ids=["as-rendered", "mirrored"])
-def test_raw_pixel_projection_peaks_at_the_label(plain_world, mirrored):
+@pytest.mark.parametrize("mirrored, turns", [(False, 0), (True, 0), (False, 1), (False, 2), (True, 3)],
+                         ids=["as-rendered", "mirrored", "turned-90", "turned-180", "mirrored-turned-270"])
+def test_raw_pixel_projection_peaks_at_the_label(plain_world, mirrored, turns):
     """Identity 'features': the projected panorama (raw pixels) slid over its positive tile
     peaks within a pixel of the labelled camera position (median < 0.2 px). The weights keep the street
     around the camera (within 4 m), where the flat-ground projection holds; facades further
-    out are smeared by it. Mirrored: the training augmentation's east-west mirror of both views
-    (training/augment.py) is a valid world, its label the mirrored one."""
+    out are smeared by it. Mirrored, turned: the training augmentation's east-west mirror and
+    quarter turns of both views (training/augment.py) are valid worlds, their labels the
+    mirrored and turned ones."""
     root, meta, synth = plain_world
     S, cam_h = meta["sat_size"], meta["camera_height_m"]
     errors = []
@@ -111,10 +113,9 @@ def test_raw_pixel_projection_peaks_at_the_label(plain_world, mirrored):
             tile = torch.from_numpy(cv2.imread(str(vigor.sat_path(root, city.name, line.sats[0])))[..., ::-1].copy())
             dy, dx = line.deltas[0]
             label = torch.tensor([[S / 2 + dy, S / 2 - dx]])
-            if mirrored:
-                batch = mirror(Batch(pano[None], tile[None], torch.tensor([mpp]), label, torch.zeros(1)),
-                               torch.tensor([True]))
-                pano, tile, label = batch.pano[0], batch.sat[0], batch.gt_px
+            batch = Batch(pano[None], tile[None], torch.tensor([mpp]), label, torch.zeros(1))
+            batch = rotate90(mirror(batch, torch.tensor([mirrored])), torch.tensor([turns]))
+            pano, tile, label = batch.pano[0], batch.sat[0], batch.gt_px
             feat = (pano.permute(2, 0, 1)[None].float() / 255.0 - 0.5)               # (1, 3, H, W)
             sat = (tile.permute(2, 0, 1)[None].float() / 255.0 - 0.5)                # (1, 3, S, S)
             crop = 2 * round(0.4 * S / 2)
@@ -152,3 +153,59 @@ def test_model_shapes_gradients_and_frozen_parts(encoder):
     assert trainable and not [n for n in trainable if model.get_parameter(n).grad is None]
     frozen = [p for p in model.parameters() if not p.requires_grad]
     assert (encoder.kind == "dpt") == bool(frozen) and all(p.grad is None for p in frozen)
+
+
+class _Shifted(torch.nn.Module):
+    """A satellite 'encoder' whose features are the tile's pixels shifted by (dy, dx) cells: the
+    translation a weakly supervised network is free to learn."""
+
+    strides = [1]
+
+    def __init__(self, dy: int, dx: int):
+        super().__init__()
+        self.dy, self.dx = dy, dx
+
+    def forward(self, sat):
+        f = sat.permute(0, 3, 1, 2).float()                                  # (B, 3, S, S)
+        f = torch.roll(f, shifts=(self.dy, self.dx), dims=(2, 3))
+        return [(f, torch.ones_like(f[:, :1]))]
+
+
+def test_symmetric_satellite_features_cancel_a_learned_translation():
+    """Features shifted by t in the tile's frame: the 180-degree turn's, turned back, are shifted
+    by -t, so their mean is centred: its correlation with the unshifted window peaks at the
+    window's true place, where the shifted features alone peak t away."""
+    torch.manual_seed(3)
+    model = G2SWeakly(g2s_params(ENCODERS[0], symmetric=True), camera_height_m=2.0)
+    model.sat_encoder = _Shifted(1, -1)
+    sat = torch.rand(1, 3, 40, 40)
+    for _ in range(3):                                                       # smooth: a peak wider than 2t
+        sat = torch.nn.functional.avg_pool2d(sat, 5, 1, 2, count_include_pad=False)
+    sat = (sat - sat.amin()) / (sat.amax() - sat.amin())
+    tile = (sat.permute(0, 2, 3, 1) * 255).to(torch.uint8)                    # (1, 40, 40, 3)
+    window = tile.permute(0, 3, 1, 2).float()[:, :, 12:24, 15:27]            # the truth at (12, 15)
+    peak = lambda levels: divmod(int(correlate(levels[0][0] * levels[0][1], window,
+                                               torch.ones(1, 1, 12, 12)).flatten().argmax()), 29)
+    assert peak(model.satellite_levels(tile)) == (13, 14)                    # off by the translation
+    assert peak(model.satellite_levels(tile, symmetric=True)) == (12, 15)
+    plain = model.satellite_levels(tile)
+    assert torch.equal(plain[0][0], model.satellite_levels(tile, symmetric=False)[0][0])
+
+
+def test_symmetric_satellite_needs_quarter_turns_in_training():
+    with pytest.raises(ValueError, match="symmetric_satellite needs augment.rotate90"):
+        G2SParams(**(g2s_params(ENCODERS[0]).model_dump() | {"symmetric_satellite": True}))
+
+
+@pytest.mark.parametrize("symmetric", [False, True])
+def test_predict_uses_the_symmetric_features_only_when_asked(symmetric):
+    torch.manual_seed(0)
+    model = G2SWeakly(g2s_params(ENCODERS[0], symmetric=symmetric), camera_height_m=2.0).eval()
+    pano = torch.randint(0, 256, (2, 32, 64, 3), dtype=torch.uint8)
+    sat = torch.randint(0, 256, (2, 64, 64, 3), dtype=torch.uint8)
+    mpp = torch.tensor([0.5, 0.5])
+    with torch.no_grad():
+        expected = model(pano, sat, mpp, symmetric=symmetric)[-1]
+        torch.testing.assert_close(model.predict(pano, sat, mpp).heatmap, expected)
+        if symmetric:
+            assert not torch.allclose(expected, model(pano, sat, mpp)[-1])

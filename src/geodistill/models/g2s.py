@@ -5,7 +5,9 @@ correlating ground features projected onto the ground plane with satellite featu
     maps = model(pano, sat, sat_mpp)              # per level (B, P, P): cosine score per position
     loss = model.loss(batch)                      # weak_loss over every ground/satellite pair
     row, col = locate(maps[-1])                   # sub-cell peak of the finest level
-    pred = model.predict(pano, sat, sat_mpp)      # the Localizer interface (models/localizer.py)
+    pred = model.predict(pano, sat, sat_mpp)      # the Localizer interface (models/localizer.py); with
+                                                  # symmetric_satellite, on the mean of the tile's and
+                                                  # its 180-degree turn's satellite features
 
 Geometry, per level with satellite features of A x A cells at stride s: a cell is
 s * sat_mpp metres (sat_mpp = metres per satellite INPUT pixel of the sample), the ground
@@ -45,6 +47,7 @@ class G2SWeakly(nn.Module):
     def __init__(self, p: G2SParams, camera_height_m: float):
         super().__init__()
         self.margin_scale = p.margin_scale
+        self.symmetric_satellite = p.symmetric_satellite
         w, h = p.pano_size
         self.ground_encoder = build_encoder(p, (h, w))
         self.sat_encoder = build_encoder(p, (p.sat_size, p.sat_size))
@@ -54,15 +57,16 @@ class G2SWeakly(nn.Module):
         self.camera_height_m = camera_height_m
 
     def levels(self, pano: torch.Tensor, sat: torch.Tensor, sat_mpp: torch.Tensor,
-               column_mask: torch.Tensor | None = None, camera: torch.Tensor | None = None
-               ) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+               column_mask: torch.Tensor | None = None, camera: torch.Tensor | None = None,
+               symmetric: bool = False) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         """pano (B, H, W, 3) and sat (B, S, S, 3) uint8, sat_mpp (B,) metres per satellite input
         pixel, column_mask (B, W) in [0, 1] (0 = occluded panorama column) or None, camera (B, 5)
         for pinhole ground images or None (models/localizer.py). Per level,
         coarse to fine: satellite features (B, C, A, A) with their confidence applied, the ground
-        features projected onto the ground plane (B, C, c, c) and their confidence (B, 1, c, c)."""
+        features projected onto the ground plane (B, C, c, c) and their confidence (B, 1, c, c).
+        symmetric: the satellite features are those of satellite_levels(symmetric=True)."""
         ground = self.ground_encoder(pano)                       # [(B, C, H/s, W/s), (B, 1, H/s, W/s)]
-        sats = self.sat_encoder(sat)                             # [(B, C, S/s, S/s), (B, 1, S/s, S/s)]
+        sats = self.satellite_levels(sat, symmetric)             # [(B, C, S/s, S/s), (B, 1, S/s, S/s)]
         out = []
         for (gf, gc), (sf, sc), s, c in zip(ground, sats, self.strides, self.crops):
             if column_mask is not None:
@@ -73,12 +77,26 @@ class G2SWeakly(nn.Module):
             out.append((sf * sc, bev[:, :-1], bev[:, -1:]))
         return out
 
+    def satellite_levels(self, sat: torch.Tensor, symmetric: bool = False) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """The satellite encoder's (features, confidence) per level. symmetric: the mean of the
+        tile's and of the tile turned by 180 degrees, each turned back. The weak loss cannot tell
+        a translation of the satellite features against the ground features, so a network trained
+        from scratch learns one (t, in the tile's frame); the turned tile's features carry -t once
+        turned back, and their mean is centred (README: G2SWeakly). Exact for any ground camera."""
+        levels = self.sat_encoder(sat)
+        if not symmetric:
+            return levels
+        turned = self.sat_encoder(torch.rot90(sat, k=2, dims=(1, 2)))   # (B, S, S, 3) turned by 180 degrees
+        return [((f + torch.rot90(tf, k=2, dims=(2, 3))) / 2, (c + torch.rot90(tc, k=2, dims=(2, 3))) / 2)
+                for (f, c), (tf, tc) in zip(levels, turned)]
+
     def forward(self, pano: torch.Tensor, sat: torch.Tensor, sat_mpp: torch.Tensor,
-                column_mask: torch.Tensor | None = None, camera: torch.Tensor | None = None) -> list[torch.Tensor]:
+                column_mask: torch.Tensor | None = None, camera: torch.Tensor | None = None,
+                symmetric: bool = False) -> list[torch.Tensor]:
         """One score map (B, P, P) per level, coarse to fine: each sample's BEV against its own
         satellite tile (inputs as `levels`)."""
         return [correlate(sat_feat, bev, weight)
-                for sat_feat, bev, weight in self.levels(pano, sat, sat_mpp, column_mask, camera)]
+                for sat_feat, bev, weight in self.levels(pano, sat, sat_mpp, column_mask, camera, symmetric)]
 
     def loss(self, batch: Batch) -> torch.Tensor:
         """The weak loss over every ground/satellite pair of the batch (gt_px is not used). Run
@@ -102,8 +120,9 @@ class G2SWeakly(nn.Module):
     @torch.no_grad()
     def predict(self, pano: torch.Tensor, sat: torch.Tensor, sat_mpp: torch.Tensor,
                 column_mask: torch.Tensor | None = None, camera: torch.Tensor | None = None) -> Prediction:
-        """The finest level's sub-cell peak as a satellite input pixel; the heatmap is its score map."""
-        scores = self(pano, sat, sat_mpp, column_mask, camera)[-1]      # (B, P, P)
+        """The finest level's sub-cell peak as a satellite input pixel; the heatmap is its score map
+        (with the symmetric satellite features when params ask for them)."""
+        scores = self(pano, sat, sat_mpp, column_mask, camera, self.symmetric_satellite)[-1]   # (B, P, P)
         crop, stride = self.crops[-1], self.strides[-1]
         P = scores.shape[-1]
         top, left = cell_to_input_pixel(torch.tensor([[-0.5, -0.5]]), crop, stride)[0].tolist()
