@@ -1,17 +1,20 @@
 """Calibrate the synthetic world's difficulty against VIGOR's error profile (the calibration issue).
 
     .venv/bin/python benchmarks/calibration.py [--config params.yaml] [--grid benchmarks/calibration_grid.yaml]
-        [--settings default shadows ...] [--method g2s_vgg] [--out reports/calibration]
+        [--settings default traffic ...] [--method g2s_vgg] [--out reports/calibration]
+        [--errors DIR] [--fresh]
 
 For each setting of the grid (name -> dotted params keys overridden, e.g.
 `synth.appearance.sat_shadow_strength: 0.6`), in a scratch folder: build the world, index it,
-train the method's baseline on both area protocols with the params' own settings, and score
-it on the **validation** split (the test split is never used to choose the world). One row per
-setting: cross- and same-area mean, median, mean/median ratio and share within 1/3/5 m, the
-calibration targets of the issue (cross mean/median >= 2.5, cross mean > same mean, within 1 m
-< 50 %), and VIGOR's published weakly supervised profile as the first row. Writes
-<out>.csv and <out>.md (pandas), and prints each row as it is done (a setting takes ~5 min at
-the default's size on 2 cores).
+train the method's baseline on both area protocols with the params' own settings, once per seed
+of report.seeds, and score it on the **validation** split (the test split is never used to
+choose the world). One row per setting: cross- and same-area mean, median, mean/median ratio
+and share within 1/3/5 m (means over the seeds), the calibration targets of the issue (cross
+mean/median >= 2.5, cross mean > same mean, within 1 m < 50 %), and VIGOR's published weakly
+supervised profile as the first row. Writes <out>.csv and <out>.md (pandas), and prints each
+row as it is done (a setting takes ~2.5 min for the world plus ~1 min per seed and area at the
+default's size on 2 cores). Rows of <out>.csv for settings not run this time are kept (unless
+--fresh), so one setting can be re-run alone.
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import yaml
 
@@ -37,38 +41,61 @@ VIGOR = {"setting": "VIGOR (published, G2SWeakly-VGG)", "cross_mean_m": 5.20, "c
 
 
 def override(raw: dict, dotted: dict) -> dict:
-    """A copy of raw params with each `a.b.c: value` set (every key must exist; list items by index)."""
+    """A copy of raw params with each `a.b.c: value` set (every key must exist; list items by
+    index, or `*` for every item: `synth.cities.*.facade_styles: 1`)."""
     raw = yaml.safe_load(yaml.safe_dump(raw))
+
+    def put(node, parts: list[str], key: str, value) -> None:
+        part, rest = parts[0], parts[1:]
+        if isinstance(node, list):
+            items = range(len(node)) if part == "*" else [int(part)]
+        elif part not in node:
+            raise SystemExit(f"grid key {key!r}: {part!r} is not a params key")
+        else:
+            items = [part]
+        for item in items:
+            if rest:
+                put(node[item], rest, key, value)
+            else:
+                node[item] = value
+
     for key, value in dotted.items():
-        node, parts = raw, key.split(".")
-        for part in parts[:-1]:
-            node = node[int(part)] if isinstance(node, list) else node[part]
-        last = int(parts[-1]) if isinstance(node, list) else parts[-1]
-        if isinstance(node, dict) and last not in node:
-            raise SystemExit(f"grid key {key!r}: {last!r} is not a params key")
-        node[last] = value
+        put(raw, key.split("."), key, value)
     return raw
 
 
-def score(raw: dict, method: str, work: Path) -> dict:
-    """Validation metrics of the method's baseline on both areas in a freshly built world."""
+def score(raw: dict, method: str, work: Path, errors: Path | None = None) -> dict:
+    """Validation metrics of the method's baseline on both areas in a freshly built world, one
+    training per seed of report.seeds: each metric is the mean over the seeds (the ratio is then
+    mean error / median error of those means). Each seed's per-sample validation errors go to
+    `errors`/<area>-seed<s>.csv when given."""
     params = parse_params(raw, "calibration setting")
     write_world(params.synth, work / "world")
     write_index(build_index(work / "world", params.index), work / "index.csv")
     p, row = params.baselines[method], {}
     for area in ("cross", "same"):
-        train_baseline(work / "index.csv", work / area, method, area, params)
-        model, _ = load_checkpoint(work / area / "best.pt", method)
         val = load_splits(work / "index.csv", area, p, f"{method}-{area}")["val"]
-        m = localization_metrics(predict(model, val, params.train.predict_batch_size).error_m)
-        row |= {f"{area}_mean_m": m["mean_m"], f"{area}_median_m": m["median_m"],
-                **{f"{area}_within_{t}_m_pct": 100 * m[f"within_{t}_m"] for t in (1, 3, 5)}}
-    return row
+        per_seed = []
+        for seed in params.report.seeds:
+            out = work / area / f"seed{seed}"
+            train_baseline(work / "index.csv", out, method, area, params, seed)
+            model, _ = load_checkpoint(out / "best.pt", method)
+            table = predict(model, val, params.train.predict_batch_size)
+            if errors is not None:
+                errors.mkdir(parents=True, exist_ok=True)
+                table.to_csv(errors / f"{area}-seed{seed}.csv", index=False)
+            per_seed.append(localization_metrics(table.error_m))
+        mean = lambda key: float(np.mean([m[key] for m in per_seed]))
+        row |= {f"{area}_mean_m": mean("mean_m"), f"{area}_median_m": mean("median_m"),
+                **{f"{area}_within_{t}_m_pct": 100 * mean(f"within_{t}_m") for t in (1, 3, 5)}}
+    return row | {"seeds": len(params.report.seeds)}
 
 
 def with_targets(table: pd.DataFrame) -> pd.DataFrame:
     """The cross-area mean/median ratio, and whether a synthetic setting meets every target."""
     table = table.assign(cross_ratio=table.cross_mean_m / table.cross_median_m)
+    if "seeds" in table:
+        table = table.assign(seeds=table.seeds.astype("Int64"))
     meets = (table.cross_ratio >= 2.5) & (table.cross_mean_m > table.same_mean_m) & (table.cross_within_1_m_pct < 50)
     verdict = meets.map({True: "yes", False: "no"}).where(table.setting != VIGOR["setting"], "")   # VIGOR: no recall
     table = table.assign(meets_targets=verdict)
@@ -83,6 +110,8 @@ def main() -> None:
     ap.add_argument("--settings", nargs="*", help="only these settings of the grid (default: all)")
     ap.add_argument("--method", default="g2s_vgg")
     ap.add_argument("--out", type=Path, default=REPO / "reports" / "calibration")
+    ap.add_argument("--errors", type=Path, help="keep per-sample validation errors in <errors>/<setting>/<area>-seed<s>.csv")
+    ap.add_argument("--fresh", action="store_true", help="drop the rows of <out>.csv of settings not run now")
     args = ap.parse_args()
     base, grid = yaml.safe_load(args.config.read_text()), yaml.safe_load(args.grid.read_text())
     names = args.settings or list(grid)
@@ -96,10 +125,17 @@ def main() -> None:
     for n, raw in raws.items():
         t0 = time.perf_counter()
         with tempfile.TemporaryDirectory() as tmp:
-            rows.append({"setting": n, **score(raw, args.method, Path(tmp))})
+            errors = None if args.errors is None else args.errors / n
+            rows.append({"setting": n, **score(raw, args.method, Path(tmp), errors)})
         rows[-1]["minutes"] = round((time.perf_counter() - t0) / 60, 1)
         print(rows[-1], flush=True)
-    table = with_targets(pd.DataFrame(rows))
+    table = pd.DataFrame(rows)
+    kept = args.out.with_suffix(".csv")
+    if kept.is_file() and not args.fresh:                         # rows of settings not run now stay
+        earlier = pd.read_csv(kept)
+        earlier = earlier[~earlier.setting.isin([VIGOR["setting"], *names])]
+        table = pd.concat([table, earlier[[c for c in earlier.columns if c in table.columns]]], ignore_index=True)
+    table = with_targets(table)
     with atomic_file(args.out.with_suffix(".csv")) as tmp:
         table.to_csv(tmp, index=False)
     with atomic_file(args.out.with_suffix(".md")) as tmp:
