@@ -286,7 +286,7 @@ def column_text(values: pd.Series, column: str, na: str) -> list[str]:
     """Cells as printed: integers whole, `*_change_pct` signed with one decimal, other `*_pct` one
     decimal, other floats two; NaN as `na`."""
     if pd.api.types.is_integer_dtype(values):
-        return [str(int(v)) for v in values]
+        return [na if pd.isna(v) else str(int(v)) for v in values]
     if not pd.api.types.is_float_dtype(values):
         return ["" if v is None else str(v) for v in values]
     spec = "+.1f" if column.endswith("_change_pct") else ".1f" if column.endswith("_pct") else ".2f"
