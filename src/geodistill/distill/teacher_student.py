@@ -39,7 +39,7 @@ from geodistill.models.localizer import Batch
 from geodistill.training.baseline import (RESUMABLE_ACROSS, load_checkpoint, load_splits, training_batches,
                                          validation_errors)
 from geodistill.training.checkpoint import CheckpointError, Checkpointer, file_digest, seed_dir
-from geodistill.training.device import Placement
+from geodistill.training.device import Placement, deterministic
 from geodistill.training.step import memory_hint, optimizer_step, prepare, world_rows
 
 log = logging.getLogger(__name__)
@@ -90,7 +90,7 @@ def train_distill(index_path: Path, baselines: Path, out: Path, name: str, param
                               f"params.yaml has now: retrain it first (dvc repro train-baseline@{v.method}-{v.area})")
     if t.threads:
         torch.set_num_threads(t.threads)
-    torch.use_deterministic_algorithms(True)
+    deterministic()
     place = Placement.of(t)
     world = distributed.join(place.device.type)
     splits = load_splits(index_path, v.area, p, name, t.max_val_samples, params.index.seed)

@@ -37,7 +37,7 @@ from geodistill.metrics import localization_metrics
 from geodistill.models.localizer import Batch, build_localizer, predict_tile_pixels
 from geodistill.training.augment import augment_batch
 from geodistill.training.checkpoint import CheckpointError, Checkpointer, file_digest, seed_dir
-from geodistill.training.device import Placement
+from geodistill.training.device import Placement, deterministic
 from geodistill.training.samples import LocalizationSamples
 from geodistill.training.step import memory_hint, optimizer_step, prepare, world_rows
 
@@ -153,7 +153,7 @@ def train_baseline(index_path: Path, out: Path, method: str, area: str, params: 
     seed = params.report.seeds[0] if seed is None else seed
     if t.threads:
         torch.set_num_threads(t.threads)
-    torch.use_deterministic_algorithms(True)
+    deterministic()
     place = Placement.of(t)
     world = distributed.join(place.device.type)
     splits = load_splits(index_path, area, p, f"{method}-{area}", t.max_val_samples, params.index.seed)

@@ -39,7 +39,7 @@ from geodistill.metrics import orientation_metrics
 from geodistill.models.angles import AngleBins
 from geodistill.models.orientation import build_orientation_net
 from geodistill.training.checkpoint import Checkpointer
-from geodistill.training.device import Placement
+from geodistill.training.device import Placement, deterministic
 from geodistill.training.samples import read_sample_tile, tile_keys
 from geodistill.training.step import memory_hint, optimizer_step, prepare, world_rows
 
@@ -234,7 +234,7 @@ def train_orientation(index_path: Path, bev_dir: Path, out: Path, metrics_path: 
     from geodistill.data.bev import load_bev
     if p.threads:
         torch.set_num_threads(p.threads)
-    torch.use_deterministic_algorithms(True)
+    deterministic()
     world = distributed.join(place.device.type)
     index = pd.read_csv(index_path)
     bev, bev_row = load_bev(bev_dir)
