@@ -15,8 +15,9 @@ from geodistill.data.index import build_index, write_index
 from geodistill.data.synth.writer import write_world
 from geodistill.distill.occlusion import max_activation_mask, occlude, random_patch_mask
 from geodistill.distill.targets import distill_loss, teacher_distribution, unimodal
-from geodistill.distill.teacher_student import ema_update, make_teacher, train_distill, variant_loss
-from geodistill.evaluation import evaluate
+from geodistill.distill.teacher_student import (ema_update, keep_norm_statistics, make_teacher, train_distill,
+                                                variant_loss)
+from geodistill.evaluation import evaluate_seeds
 from geodistill.models.localizer import Batch
 from geodistill.training import baseline
 from geodistill.training.checkpoint import CheckpointError, seed_dir
@@ -138,28 +139,60 @@ def _with_variant(**override):
     return parse_params(raw, "smoke.yaml")
 
 
+@pytest.mark.parametrize("mode", ["distill", "augment"])
+def test_fine_tuning_at_lr_0_leaves_the_students_predictions_bit_for_bit(trained, mode):
+    """The student's batch norms keep the baseline's statistics while it trains on occluded panoramas:
+    a step that changes no weight (lr 0) changes no prediction on full panoramas. Re-estimating the
+    statistics (plain train mode) does change them, so the check can fail."""
+    root, params = trained
+    v = params.distill.variants["geodistill-g2s_vgg-cross"].model_copy(update={"mode": mode})
+    data = baseline.load_splits(root / "index.csv", "cross", params.baselines["g2s_vgg"], "t")["train"]
+    pano, sat, mpp = data.batch([0, 1, 2, 3])
+    batch = Batch(pano, sat, mpp, data.gt_px([0, 1, 2, 3]), torch.zeros(4))
+
+    def predictions_after_a_step(keep: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        student, _ = baseline.load_checkpoint(seed_dir(root / "baselines" / "g2s_vgg-cross", 2023) / "best.pt")
+        before = student.eval().predict(pano, sat, mpp).heatmap
+        teacher = make_teacher(student)
+        student.train()
+        if keep:
+            keep_norm_statistics(student)
+        optimizer = torch.optim.AdamW(student.parameters(), lr=0.0, weight_decay=1e-5)
+        variant_loss(v, student, teacher, batch, np.random.default_rng(0)).backward()
+        optimizer.step()
+        return before, student.eval().predict(pano, sat, mpp).heatmap
+
+    before, after = predictions_after_a_step(keep=True)
+    assert torch.equal(before, after)
+    before, after = predictions_after_a_step(keep=False)
+    assert not torch.equal(before, after)
+
+
 @pytest.mark.parametrize("override", [{}, {"mode": "augment", "ema_every": "step"},
                                       {"occlusion": {"kind": "random_patch", "block_px": 8, "ratio": [0.3, 0.5]},
-                                       "target": {"kind": "unimodal", "sigma_cells": 2.0, "tau": 0.06},
-                                       "evaluated_model": "teacher"},
+                                       "target": {"kind": "unimodal", "sigma_cells": 2.0, "tau": 0.06}},
                                       {"occlusion": {"kind": "max_activation", "fraction": 0.2},
                                        "target": {"kind": "raw"}}])
-def test_every_variant_trains_and_its_checkpoint_evaluates(trained, tmp_path, override):
+def test_every_variant_trains_and_both_its_models_evaluate(trained, tmp_path, override):
     root, _ = trained
     params = _with_variant(**override)
-    result = train_distill(root / "index.csv", root / "baselines", tmp_path / "v", "v", params)
-    assert np.isfinite(result["best_val_mean_m"])
-    history = pd.read_csv(tmp_path / "v" / "history.csv")
+    result = train_distill(root / "index.csv", root / "baselines", seed_dir(tmp_path / "v", 2023), "v", params, 2023)
+    assert set(result["best_val_mean_m"]) == {"teacher", "student"}
+    assert all(np.isfinite(x) for x in result["best_val_mean_m"].values())
+    history = pd.read_csv(seed_dir(tmp_path / "v", 2023) / "history.csv")
     assert {"val_student_mean_m", "val_teacher_mean_m"} <= set(history.columns)
-    state = torch.load(tmp_path / "v" / "best.pt", weights_only=True)
-    assert state["variant"] == "v" and state["evaluated_model"] == params.distill.variants["v"].evaluated_model
+    for model in ("teacher", "student"):
+        state = torch.load(seed_dir(tmp_path / "v", 2023) / f"{model}.pt", weights_only=True)
+        assert state["variant"] == "v" and state["distilled_model"] == model
+        assert state["val"]["mean_m"] == result["best_val_mean_m"][model]
     index = pd.read_csv(root / "index.csv")
     test = index[(index.area == "cross") & (index.split == "test")]
     pd.DataFrame({"pano_path": test.pano_path, "true_yaw_deg": 0.0, "pred_yaw_deg": 0.0}).to_csv(
         tmp_path / "orient.csv", index=False)
-    m = evaluate(tmp_path / "v" / "best.pt", root / "index.csv", tmp_path / "orient.csv", tmp_path / "p.csv",
-                 tmp_path / "m.json")
-    assert m["2dof"]["n"] == len(test)
+    m = evaluate_seeds(tmp_path / "v", [2023], root / "index.csv", tmp_path / "orient.csv", tmp_path / "p",
+                       tmp_path / "m.json")
+    assert m["teacher"]["2dof"]["n"] == m["student"]["2dof"]["n"] == len(test)
+    assert (tmp_path / "p" / "teacher" / "seed2023.csv").is_file() and (tmp_path / "p" / "student" / "seed2023.csv").is_file()
 
 
 @pytest.mark.parametrize("cap, drawn", [(0, 8), (4, 4)])     # smoke: g2s_vgg max_train_samples 8

@@ -159,8 +159,8 @@ def test_kitti_index_to_evaluate(kitti, tmp_path):
     test = table[(table.area == "cross") & (table.split == "test")]
     pd.DataFrame({"pano_path": test.pano_path, "true_yaw_deg": 4.0, "pred_yaw_deg": 1.0}).to_csv(
         tmp_path / "orient.csv", index=False)
-    for run in (tmp_path / "base" / "g2s_vgg-cross" / f"seed{seed}", tmp_path / "distill"):
-        m = evaluate(run / "best.pt", index, tmp_path / "orient.csv", tmp_path / "pred.csv", tmp_path / "m.json")
+    for checkpoint in (tmp_path / "base" / "g2s_vgg-cross" / f"seed{seed}" / "best.pt", tmp_path / "distill" / "teacher.pt"):
+        m = evaluate(checkpoint, index, tmp_path / "orient.csv", tmp_path / "pred.csv", tmp_path / "m.json")
         assert json.loads((tmp_path / "m.json").read_text()) == m and m["2dof"]["n"] == 2
         pred = pd.read_csv(tmp_path / "pred.csv")
         # lateral and longitudinal split the 2-D error exactly, along the heading of each crop

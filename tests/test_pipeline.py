@@ -44,10 +44,14 @@ def test_dvc_repro_smoke(tmp_path):
     seeds = [2023, 2024]                                           # smoke.yaml report.seeds
     for run, folder in runs.items():
         m = json.loads((tmp_path / "reports" / "metrics" / f"{run}.json").read_text())
-        assert {"2dof", "3dof", "tile_centre"} <= set(m) and m["2dof"]["n"] == m["tile_centre"]["n"] > 0
-        assert m["seeds"] == seeds and set(m["per_seed"]) == {"2023", "2024"} and "mean_m" in m["std"]["2dof"]
-        assert all((tmp_path / "data" / folder / run / f"seed{s}" / "best.pt").is_file() for s in seeds)
-        assert all((tmp_path / "data" / "eval" / run / f"seed{s}.csv").is_file() for s in seeds)
+        models = ["best"] if folder == "baselines" else ["teacher", "student"]     # a distill run keeps both
+        for model in models:
+            block = m if model == "best" else m[model]
+            assert {"2dof", "3dof", "tile_centre"} <= set(block) and block["2dof"]["n"] == block["tile_centre"]["n"] > 0
+            assert block["seeds"] == seeds and set(block["per_seed"]) == {"2023", "2024"} and "mean_m" in block["std"]["2dof"]
+            assert all((tmp_path / "data" / folder / run / f"seed{s}" / f"{model}.pt").is_file() for s in seeds)
+            csvs = tmp_path / "data" / "eval" / run / ("" if model == "best" else model)
+            assert all((csvs / f"seed{s}.csv").is_file() for s in seeds)
     _check_reports(tmp_path)
     shown = _run(dvc + ["metrics", "show"], tmp_path)
     assert "orientation.json" in shown and "geodistill-g2s_vgg-cross.json" in shown
@@ -74,19 +78,23 @@ def _check_reports(root: Path) -> None:
     """Every table of the smoke preset has its rows and columns; every figure is a PNG."""
     tables = root / "reports" / "tables"
     main = pd.read_csv(tables / "main.csv")
-    assert list(main.run) == ["g2s_vgg-cross", "geodistill-g2s_vgg-cross", "g2s_vgg-same", "g2s_dino-cross",
-                              "g2s_dino-same", "ccvpe-cross", "ccvpe-same"]
+    assert list(main.run) == ["g2s_vgg-cross", "geodistill-g2s_vgg-cross", "geodistill-g2s_vgg-cross", "g2s_vgg-same",
+                              "g2s_dino-cross", "g2s_dino-same", "ccvpe-cross", "ccvpe-same"]
+    assert list(main.model[:3]) == ["baseline", "GeoDistill teacher", "GeoDistill student"]   # the paper's model first
     assert main[["mean_m", "mean_m_std", "median_m", "median_m_std"]].notna().all().all()   # two seeds
     sweep = pd.read_csv(tables / "fov_sweep.csv")
     assert list(sweep.run) == ["fov60_120-g2s_vgg-cross", "geodistill-g2s_vgg-cross"]
+    assert sweep[["mean_m", "student_mean_m", "student_median_m_std"]].notna().all().all()   # teacher and student
     augment = pd.read_csv(tables / "augment_vs_distill.csv")
     assert list(augment.run) == ["ccvpe-same", "augment-ccvpe-same"]
+    assert augment.student_mean_m.isna().tolist() == [True, False]                # a baseline has no student
     claims = pd.read_csv(tables / "claims.csv")                  # two seeds, 200 bootstrap draws
     assert list(claims.run) == ["geodistill-g2s_vgg-cross", "augment-ccvpe-same", "geodistill-g2s_vgg-cross"]
     assert list(claims.reference) == ["g2s_vgg-cross", "ccvpe-same", "fov60_120-g2s_vgg-cross"]
     assert (claims.seeds == 2).all()
     assert set(claims.verdict) <= {"holds", "does not hold", "inconclusive"}
     assert (claims.ci_low_change_pct <= claims.ci_high_change_pct).all()
+    assert (claims.half_width_pct > 0).all() and (claims.detectable_change_pct > claims.half_width_pct).all()
     for name in ("main", "supervised", "occlusion", "uncertainty", "augment_vs_distill", "fov_sweep", "orientation",
                  "claims"):
         for suffix in (".md", ".csv", ".tex"):

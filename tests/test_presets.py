@@ -39,7 +39,7 @@ def test_the_vigor_preset_holds_the_papers_settings():
     assert all(b.pretrained for b in (vgg, dino, ccvpe)) and o.pretrained
     d = p.distill.variants["geodistill-g2s_vgg-cross"]                # the defaults, resolved
     assert (d.target.tau, d.ema_alpha, d.ema_every, d.epochs_factor, d.lr, d.weight_decay) == (0.06, 0.9, "epoch", 2.0, 1e-4, 1e-5)
-    assert d.occlusion.fov_deg == (180, 240) and d.evaluated_model == "student"
+    assert d.occlusion.fov_deg == (180, 240) and p.report.distilled_model == "teacher"
     assert all(v.epochs_factor == 2.0 for v in p.distill.variants.values())
 
 

@@ -20,7 +20,7 @@ from geodistill.metrics import across_seeds, localization_report, orientation_me
 from geodistill.reports.figures import write_figures
 from geodistill.reports.qualitative import load_teacher_student
 from geodistill.reports.readme import blocks, fill, update_readme
-from geodistill.reports.claims import claims_table, paired_change, verdict
+from geodistill.reports.claims import claims_table, detectable_change, paired_change, verdict
 from geodistill.reports.runs import ReportError, geodistill_variant
 from geodistill.reports.tables import build_tables, describe_dataset, load_published, write_tables
 from geodistill.training.baseline import build_model
@@ -48,6 +48,8 @@ ERRORS = {"g2s_vgg-cross": [1.0, 2.0, 3.0, 4.0, 10.0],                 # mean 4.
           "geodistill-g2s_vgg-cross": [1.0, 1.5, 2.0, 3.0, 5.0]}       # mean 2.5, median 2.0
 NAN = float("nan")
 STATS = ["mean_m", "mean_m_std", "median_m", "median_m_std"]        # every run's 2-DoF columns
+STUDENT = [f"student_{c}" for c in STATS]                           # a distillation run's other model
+STUDENT_SCALE = 1.2                                                  # its errors, x the teacher's
 
 
 def raw_params(seeds: list[int] = (2023,)) -> dict:
@@ -62,13 +64,18 @@ def errors_of(run: str, i: int) -> np.ndarray:
     return np.array(ERRORS.get(run, [(0.5 + 0.1 * i) * e for e in (1.0, 2.0, 3.0, 4.0, 10.0)]))
 
 
-def write_run(root, run: str, method: str, area: str, errors: np.ndarray, own_yaw: bool, seeds) -> None:
+def write_run(root, run: str, method: str, area: str, errors: np.ndarray, own_yaw: bool, seeds,
+              distilled: bool = False) -> None:
     """reports/metrics/<run>.json and data/eval/<run>/seed<s>.csv as evaluation.evaluate_seeds writes
-    them; seed number k (0, 1, ...) has every error + k metres."""
-    per_seed = {str(s): seed_metrics(root / "data" / "eval" / run / f"seed{s}.csv", method, area, errors + k, own_yaw)
-                for k, s in enumerate(seeds)}
+    them; seed number k (0, 1, ...) has every error + k metres. A distillation run has two models:
+    the teacher with `errors`, the student with STUDENT_SCALE x them (<run>/<model>/seed<s>.csv)."""
+    models = {"teacher": errors, "student": STUDENT_SCALE * errors} if distilled else {"": errors}
+    blocks = {model: across_seeds({str(s): seed_metrics(root / "data" / "eval" / run / model / f"seed{s}.csv", method,
+                                                        area, e + k, own_yaw) for k, s in enumerate(seeds)})
+              for model, e in models.items()}
+    metrics = blocks[""] if not distilled else {"method": method, "area": area, "seeds": list(seeds), **blocks}
     (root / "reports" / "metrics").mkdir(parents=True, exist_ok=True)
-    (root / "reports" / "metrics" / f"{run}.json").write_text(json.dumps(across_seeds(per_seed), indent=2) + "\n")
+    (root / "reports" / "metrics" / f"{run}.json").write_text(json.dumps(metrics, indent=2) + "\n")
 
 
 def seed_metrics(csv, method: str, area: str, errors: np.ndarray, own_yaw: bool) -> dict:
@@ -132,7 +139,8 @@ def make_project(tmp_path, seeds: list[int]):
     runs = [(r, *r.split("-")) for r in BASELINES]
     runs += [(n, v.method, v.area) for n, v in params.distill.variants.items()]
     for i, (run, method, area) in enumerate(runs):
-        write_run(tmp_path, run, method, area, errors_of(run, i), method == "ccvpe", seeds)
+        write_run(tmp_path, run, method, area, errors_of(run, i), method == "ccvpe", seeds,
+                  distilled=run in params.distill.variants)
     for seed in seeds:
         for run in BASELINES:
             write_history(seed_dir(tmp_path / "data" / "baselines" / run, seed) / "history.csv", False, 3, 8.0)
@@ -197,36 +205,40 @@ def test_every_table_has_exactly_its_rows_and_columns(project):
                                   "paper_median_change_pct"]
     assert key_rows(main, ["method", "area", "model", "run"]) == [
         ("g2s_vgg", "cross", "baseline", "g2s_vgg-cross"),
-        ("g2s_vgg", "cross", "GeoDistill", "geodistill-g2s_vgg-cross"),
+        ("g2s_vgg", "cross", "GeoDistill teacher", "geodistill-g2s_vgg-cross"),
+        ("g2s_vgg", "cross", "GeoDistill student", "geodistill-g2s_vgg-cross"),
         ("g2s_vgg", "same", "baseline", "g2s_vgg-same"), ("g2s_dino", "cross", "baseline", "g2s_dino-cross"),
         ("g2s_dino", "same", "baseline", "g2s_dino-same"), ("ccvpe", "cross", "baseline", "ccvpe-cross"),
-        ("ccvpe", "cross", "GeoDistill", "geodistill-ccvpe-cross"), ("ccvpe", "same", "baseline", "ccvpe-same")]
+        ("ccvpe", "cross", "GeoDistill teacher", "geodistill-ccvpe-cross"),
+        ("ccvpe", "cross", "GeoDistill student", "geodistill-ccvpe-cross"), ("ccvpe", "same", "baseline", "ccvpe-same")]
     sup = tables["supervised"]
     assert list(sup.columns) == ["supervision", "method", "model", "cross_run", "same_run",
                                  *[f"{a}_{s}" for a in ("cross", "same") for s in STATS], "paper_cross_mean_m",
                                  "paper_cross_median_m", "paper_same_mean_m", "paper_same_median_m"]
     assert key_rows(sup, ["supervision", "method", "model", "cross_run", "same_run"]) == [
         ("full", "ccvpe", "baseline", "ccvpe-cross", "ccvpe-same"),
-        ("full", "ccvpe", "GeoDistill", "geodistill-ccvpe-cross", ""),
+        ("full", "ccvpe", "GeoDistill teacher", "geodistill-ccvpe-cross", ""),
+        ("full", "ccvpe", "GeoDistill student", "geodistill-ccvpe-cross", ""),
         ("full", "hcnet", "baseline (not replicated)", "", ""),
         ("weak", "g2s_vgg", "baseline", "g2s_vgg-cross", "g2s_vgg-same"),
-        ("weak", "g2s_vgg", "GeoDistill", "geodistill-g2s_vgg-cross", ""),
+        ("weak", "g2s_vgg", "GeoDistill teacher", "geodistill-g2s_vgg-cross", ""),
+        ("weak", "g2s_vgg", "GeoDistill student", "geodistill-g2s_vgg-cross", ""),
         ("weak", "g2s_dino", "baseline", "g2s_dino-cross", "g2s_dino-same")]
     occ = tables["occlusion"]
-    assert list(occ.columns) == ["method", "area", "occlusion", "settings", "run", *STATS,
+    assert list(occ.columns) == ["method", "area", "occlusion", "settings", "run", *STATS, *STUDENT,
                                  "paper_mean_m", "paper_median_m"]
     assert key_rows(occ, ["method", "area", "occlusion", "settings", "run"]) == [
         ("g2s_vgg", "cross", "fov", "fov_deg=[180, 240]", "geodistill-g2s_vgg-cross"),
         ("g2s_vgg", "cross", "random_patch", "block_px=7, ratio=[0.3, 0.5]", "random_patch-g2s_vgg-cross"),
         ("g2s_vgg", "cross", "max_activation", "fraction=0.2", "max_activation-g2s_vgg-cross")]
     unc = tables["uncertainty"]
-    assert list(unc.columns) == ["method", "area", "target", "settings", "run", *STATS,
+    assert list(unc.columns) == ["method", "area", "target", "settings", "run", *STATS, *STUDENT,
                                  "paper_mean_m", "paper_median_m"]
     assert key_rows(unc, ["target", "settings", "run"]) == [
         ("none (no distillation)", "", "g2s_vgg-cross"), ("sharpened", "tau=0.06", "geodistill-g2s_vgg-cross"),
         ("raw", "", "raw-g2s_vgg-cross"), ("unimodal", "sigma_cells=4, tau=0.06", "unimodal-g2s_vgg-cross")]
     aug = tables["augment_vs_distill"]
-    assert list(aug.columns) == ["method", "area", "training", "occlusion", "run", *STATS,
+    assert list(aug.columns) == ["method", "area", "training", "occlusion", "run", *STATS, *STUDENT,
                                  "paper_mean_m", "paper_median_m"]
     assert key_rows(aug, ["method", "area", "training", "occlusion", "run"]) == [
         ("g2s_vgg", "cross", "baseline", "", "g2s_vgg-cross"),
@@ -236,7 +248,7 @@ def test_every_table_has_exactly_its_rows_and_columns(project):
         ("ccvpe", "same", "baseline", "", "ccvpe-same"),
         ("ccvpe", "same", "augment", "fov: fov_deg=[180, 240]", "augment-ccvpe-same")]
     fov = tables["fov_sweep"]
-    assert list(fov.columns) == ["method", "area", "fov_low_deg", "fov_high_deg", "run", *STATS,
+    assert list(fov.columns) == ["method", "area", "fov_low_deg", "fov_high_deg", "run", *STATS, *STUDENT,
                                  "mean_change_pct", "median_change_pct"]
     assert key_rows(fov, ["fov_low_deg", "fov_high_deg", "run"]) == [
         (60, 120, "fov60_120-g2s_vgg-cross"), (120, 180, "fov120_180-g2s_vgg-cross"),
@@ -253,8 +265,11 @@ def test_values_changes_and_published_numbers_land_in_their_cells(project):
     root, params = project
     t = build_tables(params, root / "reports" / "metrics", load_published())
     main = t["main"]
-    g = dict(method="g2s_vgg", area="cross", model="GeoDistill")
+    g = dict(method="g2s_vgg", area="cross", model="GeoDistill teacher")
     assert cell(main, "mean_m", **g) == 2.5 and cell(main, "median_m", **g) == 2.0
+    st = dict(method="g2s_vgg", area="cross", model="GeoDistill student")       # its errors 1.2 x the teacher's
+    assert cell(main, "mean_m", **st) == pytest.approx(3.0) and cell(main, "median_m", **st) == pytest.approx(2.4)
+    assert cell(main, "mean_change_pct", **st) == pytest.approx(-25.0) and cell(main, "paper_mean_m", **st) == 4.49
     assert cell(main, "mean_change_pct", **g) == pytest.approx(-37.5)              # (2.5 - 4) / 4
     assert cell(main, "median_change_pct", **g) == pytest.approx(-100 / 3)         # (2 - 3) / 3
     assert cell(main, "paper_mean_m", **g) == 4.49 and cell(main, "paper_median_m", **g) == 1.22
@@ -266,7 +281,7 @@ def test_values_changes_and_published_numbers_land_in_their_cells(project):
     assert (cell(main, "paper_mean_m", **b), cell(main, "paper_median_m", **b)) == (5.20, 1.44)
     s = dict(method="g2s_vgg", area="same", model="baseline")
     assert cell(main, "paper_mean_m", **s) == 4.81 and math.isnan(cell(main, "paper_median_m", **s))
-    c = dict(method="ccvpe", area="cross", model="GeoDistill")
+    c = dict(method="ccvpe", area="cross", model="GeoDistill teacher")
     assert cell(main, "paper_mean_change_pct", **c) == pytest.approx(-18.511066, abs=1e-5)   # (4.05 - 4.97) / 4.97
 
     sup = t["supervised"]
@@ -274,19 +289,22 @@ def test_values_changes_and_published_numbers_land_in_their_cells(project):
     assert [cell(sup, k, **hc) for k in ("paper_cross_mean_m", "paper_cross_median_m", "paper_same_mean_m",
                                          "paper_same_median_m")] == [3.35, 1.59, 2.65, 1.17]
     assert math.isnan(cell(sup, "cross_mean_m", **hc))
-    assert cell(sup, "cross_mean_m", method="g2s_vgg", model="GeoDistill") == 2.5
-    assert math.isnan(cell(sup, "same_mean_m", method="g2s_vgg", model="GeoDistill"))
-    assert cell(sup, "paper_same_mean_m", method="ccvpe", model="GeoDistill") == 3.21
+    assert cell(sup, "cross_mean_m", method="g2s_vgg", model="GeoDistill teacher") == 2.5
+    assert cell(sup, "cross_mean_m", method="g2s_vgg", model="GeoDistill student") == pytest.approx(3.0)
+    assert math.isnan(cell(sup, "same_mean_m", method="g2s_vgg", model="GeoDistill teacher"))
+    assert cell(sup, "paper_same_mean_m", method="ccvpe", model="GeoDistill teacher") == 3.21
 
     occ = t["occlusion"]
     paper = lambda kind: (cell(occ, "paper_mean_m", occlusion=kind), cell(occ, "paper_median_m", occlusion=kind))
     assert paper("random_patch") == (5.21, 1.44) and paper("max_activation") == (5.14, 1.42)
     assert cell(occ, "mean_m", occlusion="fov") == 2.5 and cell(occ, "paper_mean_m", occlusion="fov") == 4.49
+    assert cell(occ, "student_mean_m", occlusion="fov") == pytest.approx(3.0)
     unc = t["uncertainty"]
     assert [cell(unc, "paper_mean_m", target=k) for k in ("none (no distillation)", "sharpened", "raw", "unimodal")] \
         == [5.20, 4.49, 5.23, 4.96]
     assert cell(unc, "paper_median_m", target="unimodal") == 1.36
     assert cell(unc, "mean_m", target="none (no distillation)") == 4.0
+    assert math.isnan(cell(unc, "student_mean_m", target="none (no distillation)"))      # a baseline has no student
     aug = t["augment_vs_distill"]
     assert cell(aug, "paper_mean_m", run="augment-g2s_vgg-cross") == 5.64
     assert math.isnan(cell(aug, "paper_median_m", run="augment-g2s_vgg-cross"))
@@ -328,7 +346,7 @@ def test_written_tables_carry_their_caption_and_rows(project):
         tex = (out / f"{name}.tex").read_text()
         assert "\\begin{tabular}" in tex and f"\\label{{tab:{name}}}" in tex and "synthetic world" in tex
     md = (out / "main.md").read_text()
-    assert "| g2s_vgg | cross | GeoDistill | geodistill-g2s_vgg-cross | 2.50 | 2.00 | -37.5 | -33.3 | 4.49 | 1.22 " \
+    assert "| g2s_vgg | cross | GeoDistill teacher | geodistill-g2s_vgg-cross | 2.50 | 2.00 | -37.5 | -33.3 | 4.49 | 1.22 " \
            "| -13.7 | -15.3 |" in md
     assert "| g2s_vgg | same | baseline | g2s_vgg-same |" in md and "| 4.81 | – |" in md
     assert "geodistill-g2s\\_vgg-cross & 2.50 & 2.00 & -37.5 & -33.3" in (out / "main.tex").read_text()
@@ -370,8 +388,8 @@ def test_every_figure_is_written_as_a_valid_png(project):
 
 def test_figures_name_a_missing_input(project):
     root, params = project
-    (root / "data" / "eval" / "fov240_300-g2s_vgg-cross" / "seed2023.csv").unlink()
-    with pytest.raises(FileNotFoundError, match="fov240_300-g2s_vgg-cross/seed2023.csv"):
+    (root / "data" / "eval" / "fov240_300-g2s_vgg-cross" / "teacher" / "seed2023.csv").unlink()
+    with pytest.raises(FileNotFoundError, match="fov240_300-g2s_vgg-cross/teacher/seed2023.csv"):
         write_figures(params, root / "data" / "eval", root / "data", root / "figures", "VIGOR")
 
 
@@ -414,7 +432,7 @@ def test_several_seeds_give_mean_and_std_in_every_table_and_a_curve_per_seed(pro
     assert metrics["seeds"] == [7, 8] and set(metrics["per_seed"]) == {"7", "8"}
     assert metrics["per_seed"]["8"]["2dof"]["mean_m"] == 5.0 and metrics["2dof"]["n"] == 5   # counts stay whole
     main = build_tables(params, root / "reports" / "metrics", load_published())["main"]
-    g, b = dict(model="GeoDistill", area="cross", method="g2s_vgg"), dict(model="baseline", area="cross",
+    g, b = dict(model="GeoDistill teacher", area="cross", method="g2s_vgg"), dict(model="baseline", area="cross",
                                                                             method="g2s_vgg")
     assert (cell(main, "mean_m", **b), cell(main, "median_m", **b)) == (4.5, 3.5)      # seeds: 4 and 5, 3 and 4
     assert cell(main, "mean_m", **g) == 3.0 and cell(main, "mean_m_std", **g) == pytest.approx(math.sqrt(0.5))
@@ -426,7 +444,7 @@ def test_several_seeds_give_mean_and_std_in_every_table_and_a_curve_per_seed(pro
     assert res.exit_code == 0, res.output
     md = (out / "main.md").read_text()
     assert "mean ± standard deviation over 2 training seeds (7, 8)" in md
-    assert "| g2s_vgg | cross | GeoDistill | geodistill-g2s_vgg-cross | 3.00 ± 0.71 | 2.50 ± 0.71 | -33.3 |" in md
+    assert "| g2s_vgg | cross | GeoDistill teacher | geodistill-g2s_vgg-cross | 3.00 ± 0.71 | 2.50 ± 0.71 | -33.3 |" in md
     assert "mean_m_std" not in md.splitlines()[2] and "mean_m_std" in (out / "main.csv").read_text()
     assert "3.00 ± 0.71" in (out / "main.tex").read_text()
 
@@ -455,14 +473,16 @@ def test_across_seeds_averages_numbers_and_rejects_disagreeing_text():
 
 def test_paired_bootstrap_intervals_are_exact_on_constructed_errors():
     ref = np.ones((1, 50))
-    assert paired_change(0.5 * ref, ref, 500, 0.95, np.random.default_rng(0)) == (-50.0, -50.0, -50.0)
+    assert paired_change(0.5 * ref, ref, 500, 0.95, np.random.default_rng(0)) == (-50.0, -50.0, -50.0, 0.0)
     assert verdict(-50.0, -50.0, True) == "holds" and verdict(-50.0, -50.0, False) == "does not hold"
-    assert paired_change(ref, ref, 500, 0.95, np.random.default_rng(0)) == (0.0, 0.0, 0.0)
+    assert paired_change(ref, ref, 500, 0.95, np.random.default_rng(0)) == (0.0, 0.0, 0.0, 0.0)
     assert verdict(0.0, 0.0, True) == verdict(0.0, 0.0, False) == "inconclusive"     # no side of 0
     # two seeds, -10% and +10%: a draw takes one seed twice a quarter of the time each way
     run = np.stack([np.full(50, 0.9), np.full(50, 1.1)])
-    change, low, high = paired_change(run, np.ones((2, 50)), 2000, 0.95, np.random.default_rng(0))
+    change, low, high, se = paired_change(run, np.ones((2, 50)), 2000, 0.95, np.random.default_rng(0))
     assert change == pytest.approx(0.0) and (low, high) == pytest.approx((-10.0, 10.0))
+    assert se == pytest.approx(10 / np.sqrt(2), rel=0.05)       # the draws' changes: -10, 0, 0, +10 equally often
+    assert detectable_change(se, 0.95, 0.8) == pytest.approx((1.959964 + 0.841621) * se, rel=1e-6)
     assert verdict(low, high, True) == "inconclusive" and verdict(5.0, 9.0, False) == "holds"
 
 
@@ -470,8 +490,8 @@ def test_the_claims_table_compares_each_claim_on_the_same_samples(project):
     root, params = project
     table = claims_table(params, root / "data" / "eval")
     assert list(table.columns) == ["claim", "method", "area", "run", "reference", "mean_m", "reference_mean_m",
-                                   "mean_change_pct", "ci_low_change_pct", "ci_high_change_pct", "samples", "seeds",
-                                   "verdict"]
+                                   "mean_change_pct", "ci_low_change_pct", "ci_high_change_pct", "half_width_pct",
+                                   "detectable_change_pct", "samples", "seeds", "verdict"]
     assert key_rows(table, ["claim", "run", "reference"]) == [
         ("GeoDistill beats its baseline", "geodistill-g2s_vgg-cross", "g2s_vgg-cross"),
         ("GeoDistill beats its baseline", "geodistill-ccvpe-cross", "ccvpe-cross"),
@@ -491,7 +511,9 @@ def test_the_claims_table_compares_each_claim_on_the_same_samples(project):
     assert (main.mean_m, main.reference_mean_m, main.mean_change_pct) == (2.5, 4.0, -37.5)
     assert main.ci_low_change_pct < -37.5 < main.ci_high_change_pct < 0 and main.verdict == "holds"
     assert (main.samples, main.seeds) == (5, 1)
-    csv = root / "data" / "eval" / "raw-g2s_vgg-cross" / "seed2023.csv"
+    assert main.half_width_pct == pytest.approx((main.ci_high_change_pct - main.ci_low_change_pct) / 2)
+    assert main.detectable_change_pct > main.half_width_pct                         # power 0.8 needs more than 0.5
+    csv = root / "data" / "eval" / "raw-g2s_vgg-cross" / "teacher" / "seed2023.csv"   # the claims read the teacher
     other = pd.read_csv(csv)
     other.loc[0, "pano_path"] = "elsewhere.jpg"
     other.to_csv(csv, index=False)

@@ -253,7 +253,7 @@ def distill_stage(config: Path = ConfigOpt,
                   variant: str = typer.Option(..., help="a key of params distill.variants"),
                   index: Path = typer.Option(Path("data/index.csv"), help="sample table"),
                   baselines: Path = typer.Option(Path("data/baselines"), help="folder of train-baseline runs"),
-                  out: Path = typer.Option(..., help="run folder: seed<s>/ (best.pt, last.pt, history.csv) "
+                  out: Path = typer.Option(..., help="run folder: seed<s>/ (teacher.pt, student.pt, last.pt, history.csv) "
                                                      "per seed of report.seeds")):
     """GeoDistill on a trained baseline: FoV teacher-student self-distillation (or its augment control),
     once per seed, each from the same seed's baseline."""
@@ -265,8 +265,8 @@ def distill_stage(config: Path = ConfigOpt,
     with _data_parallel(params.train.devices):
         results = train_distill_seeds(index, baselines, out, variant, params)
         for seed, result in results.items():
-            _main_echo(f"{variant} seed {seed}: best validation mean error {result['best_val_mean_m']:.2f} m "
-                       f"-> {out}/seed{seed}")
+            best = ", ".join(f"{m} {v:.2f} m" for m, v in result["best_val_mean_m"].items())
+            _main_echo(f"{variant} seed {seed}: best validation mean error {best} -> {out}/seed{seed}")
 
 
 @app.command()
@@ -274,10 +274,12 @@ def distill_stage(config: Path = ConfigOpt,
 def evaluate(config: Path = typer.Option(None, "--config", "-c", help="params file: report.seeds, the `evaluate` "
                                          "test subset and train.device, precision and channels_last (default: "
                                          "every seed<s>/ of --run, the whole test split, CPU, fp32)"),
-             run: Path = typer.Option(..., help="a train-baseline or distill run folder (seed<s>/best.pt)"),
+             run: Path = typer.Option(..., help="a train-baseline run folder (seed<s>/best.pt) or a distill run "
+                                                "folder (seed<s>/teacher.pt and student.pt)"),
              index: Path = typer.Option(Path("data/index.csv"), help="sample table"),
              orientation: Path = typer.Option(..., help="test_predictions.csv of train-orientation, same area"),
-             predictions: Path = typer.Option(..., help="folder for the per-sample CSVs, seed<s>.csv"),
+             predictions: Path = typer.Option(..., help="folder for the per-sample CSVs, seed<s>.csv (a distill "
+                                                        "run: <model>/seed<s>.csv)"),
              metrics: Path = typer.Option(..., help="metrics JSON to write (mean over the seeds)")):
     """2-DoF and 3-DoF localization metrics on the test split, with the tile-centre reference."""
     from geodistill.evaluation import evaluate_seeds
@@ -293,12 +295,15 @@ def evaluate(config: Path = typer.Option(None, "--config", "-c", help="params fi
         params = _params(config)
         m = evaluate_seeds(run, params.report.seeds, index, orientation, predictions, metrics, _placement(params),
                            params.evaluate.max_samples, params.evaluate.seed, params.train.predict_batch_size)
-    spread = m.get("std", {})
-    for k in [k for k in ("2dof", "3dof", "3dof_own", "tile_centre") if k in m]:
-        pm = lambda stat: f" ± {spread[k][stat]:.2f}" if k in spread else ""
-        typer.echo(f"{m['method']}-{m['area']} {k}: mean {m[k]['mean_m']:.2f}{pm('mean_m')} m, median "
-                   f"{m[k]['median_m']:.2f}{pm('median_m')} m, within 1/3/5 m {100 * m[k]['within_1_m']:.1f}/"
-                   f"{100 * m[k]['within_3_m']:.1f}/{100 * m[k]['within_5_m']:.1f}% (seeds {m['seeds']})")
+    from geodistill.training.checkpoint import DISTILLED_MODELS
+    blocks = {f"{model} ": m[model] for model in DISTILLED_MODELS if model in m} or {"": m}
+    for model, b in blocks.items():
+        spread = b.get("std", {})
+        for k in [k for k in ("2dof", "3dof", "3dof_own", "tile_centre") if k in b]:
+            pm = lambda stat: f" ± {spread[k][stat]:.2f}" if k in spread else ""
+            typer.echo(f"{b['method']}-{b['area']} {model}{k}: mean {b[k]['mean_m']:.2f}{pm('mean_m')} m, median "
+                       f"{b[k]['median_m']:.2f}{pm('median_m')} m, within 1/3/5 m {100 * b[k]['within_1_m']:.1f}/"
+                       f"{100 * b[k]['within_3_m']:.1f}/{100 * b[k]['within_5_m']:.1f}% (seeds {b['seeds']})")
 
 
 @app.command()

@@ -261,6 +261,10 @@ class LocalizerParams(Section):
     weight_decay: float = Field(ge=0)
     grad_clip: float = Field(gt=0)
     max_train_samples: int = Field(ge=0, description="cap on training samples per epoch; 0 = all")
+    lr_schedule: Literal["constant", "cosine"] = Field(
+        description="constant, or cosine: lr decays to 0 over the run (after the warm-up)")
+    warmup_fraction: float = Field(ge=0, lt=1, description="share of the run's steps over which lr ramps up "
+                                                            "linearly from 0 (0 = none)")
     augment: AugmentParams
 
     @model_validator(mode="after")
@@ -360,6 +364,11 @@ class ReportParams(Section):
     bootstrap_samples: int = Field(ge=100, description="draws of the claims table's paired bootstrap")
     confidence: float = Field(gt=0, lt=1, description="the claims table's interval (0.95 = 95%)")
     bootstrap_seed: int = Field(ge=0)
+    power: float = Field(gt=0, lt=1, description="the claims table's smallest detectable effect: the change the "
+                                                 "comparison would find with this probability")
+    distilled_model: Literal["teacher", "student"] = Field(
+        description="the model of a distillation run the claims use: teacher (the paper evaluates the EMA "
+                    "teacher) or student (the authors' code); the tables show both")
 
 
 class FovOcclusion(Section):
@@ -427,8 +436,6 @@ class DistillVariant(Section):
     lr: float = Field(gt=0)
     weight_decay: float = Field(ge=0)
     grad_clip: float = Field(gt=0)
-    evaluated_model: Literal["student", "teacher"] = Field(
-        description="the model kept by validation and evaluated (authors' code: student)")
 
 
 class DistillParams(Section):

@@ -4,9 +4,13 @@
         --orientation data/orientation/cross/test_predictions.csv \
         --predictions data/eval/g2s_vgg-cross --metrics reports/metrics/g2s_vgg-cross.json
 
-A run folder holds one checkpoint per training seed, <run>/seed<s>/best.pt (report.seeds):
-each is scored (evaluate, predictions/seed<s>.csv) and the metrics JSON holds their mean, with
-the standard deviation and each seed's metrics when there are several (metrics.across_seeds).
+A run folder holds one seed<s>/ folder per training seed (report.seeds). A baseline's holds
+best.pt: each seed is scored (evaluate, predictions/seed<s>.csv) and the metrics JSON holds their
+mean, with the standard deviation and each seed's metrics when there are several
+(metrics.across_seeds). A distillation run's holds teacher.pt and student.pt: both models are
+scored (predictions/<model>/seed<s>.csv) and the metrics JSON holds one such block per model,
+{"method", "area", "teacher": {...}, "student": {...}}. The test samples are decoded once for
+every seed and model of the run.
 
 - 2-DoF: the yaw is known (the panorama as indexed, north at its centre column);
 - 3-DoF: each test panorama is turned by the orientation stage's fixed test yaw and turned back
@@ -25,6 +29,7 @@ camera's heading (data/kitti.py lateral_longitudinal), as the KITTI protocol rep
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +40,7 @@ from geodistill.io import atomic_file, write_text
 from geodistill.data.kitti import lateral_longitudinal
 from geodistill.metrics import across_seeds, localization_metrics, localization_report, orientation_metrics
 from geodistill.training.baseline import load_checkpoint, predict
-from geodistill.training.checkpoint import seed_dir
+from geodistill.training.checkpoint import DISTILLED_MODELS, CheckpointError, seed_dir
 from geodistill.training.device import Placement
 from geodistill.training.samples import LocalizationSamples
 
@@ -52,24 +57,60 @@ def residual_turns(test: pd.DataFrame, orientation_csv: Path) -> tuple[np.ndarra
     return true - pred, true, orientation_metrics(pred, true)
 
 
+@dataclass
+class TestSplit:
+    """The scored test samples of one area, their orientation-stage turns, and the samples at one
+    method's input sizes (decoded on first use, then shared by every checkpoint scored on them)."""
+    rows: pd.DataFrame          # the (subset of the) area's test rows, in scoring order
+    turns: np.ndarray           # (N,) degrees left after undoing the predicted yaw (true - predicted)
+    true_yaw: np.ndarray        # (N,) the orientation stage's fixed test yaw
+    orientation: dict           # orientation metrics over these samples
+    inputs: dict = field(default_factory=dict)   # (pano_size, sat_size) -> LocalizationSamples
+
+    @classmethod
+    def read(cls, index_path: Path, area: str, orientation_csv: Path, max_samples: int = 0,
+             seed: int = 0) -> "TestSplit":
+        """The area's test split of the sample table (a subset of max_samples > 0 drawn with `seed`,
+        data/index.py seeded_subset) and the orientation stage's predictions for it."""
+        index = pd.read_csv(index_path)
+        test = index[(index.area == area) & (index.split == "test")].reset_index(drop=True)
+        if test.empty:
+            raise ValueError(f"{index_path}: no {area}-area test samples")
+        test = seeded_subset(test, max_samples, seed)
+        return cls(test, *residual_turns(test, orientation_csv))
+
+    def samples(self, p: dict, desc: str) -> LocalizationSamples:
+        key = (tuple(p["pano_size"]), p["sat_size"])
+        if key not in self.inputs:
+            self.inputs[key] = LocalizationSamples(self.rows, p["pano_size"], p["sat_size"], desc=desc)
+        return self.inputs[key]
+
+
 def evaluate(checkpoint: Path, index_path: Path, orientation_csv: Path, predictions: Path,
              metrics_path: Path | None, place: Placement = Placement.cpu(), max_samples: int = 0, seed: int = 0,
              batch_size: int = 0) -> dict:
-    """Write the per-sample predictions CSV and (unless None) the metrics JSON of `checkpoint`;
-    returns the metrics.
-    max_samples > 0 scores a subset of the test split drawn with `seed` (data/index.py seeded_subset);
-    batch_size: samples per forward pass (0 = the method's training batch)."""
+    """Score one checkpoint on its area's test split: write the per-sample predictions CSV and
+    (unless None) the metrics JSON; returns the metrics. max_samples > 0 scores a subset of the
+    test split drawn with `seed` (data/index.py seeded_subset); batch_size: samples per forward
+    pass (0 = the method's training batch)."""
+    area = load_checkpoint(checkpoint)[1]["area"]
+    metrics = score(checkpoint, TestSplit.read(index_path, area, orientation_csv, max_samples, seed), predictions,
+                    place, batch_size)
+    if metrics_path is not None:
+        write_text(metrics_path, json.dumps(metrics, indent=2) + "\n")
+    return metrics
+
+
+def score(checkpoint: Path, split: TestSplit, predictions: Path, place: Placement = Placement.cpu(),
+          batch_size: int = 0) -> dict:
+    """Score `checkpoint` on the test split: write its per-sample predictions CSV and return its
+    metrics. batch_size: samples per forward pass (0 = the method's training batch)."""
     model, state = load_checkpoint(checkpoint)
     model = place.model(model)
-    p, area = state["method_params"], state["area"]
+    p, area, test = state["method_params"], state["area"], split.rows
     batch_size = batch_size or p["batch_size"]
-    index = pd.read_csv(index_path)
-    test = index[(index.area == area) & (index.split == "test")].reset_index(drop=True)
-    if test.empty:
-        raise ValueError(f"{index_path}: no {area}-area test samples")
-    test = seeded_subset(test, max_samples, seed)
-    turns, true_yaw, orient = residual_turns(test, orientation_csv)
-    data = LocalizationSamples(test, p["pano_size"], p["sat_size"], desc=f"{state['method']}-{area} test")
+    turns, true_yaw, orient = split.turns, split.true_yaw, split.orientation
+    data = split.samples(p, f"{state['method']}-{area} test")
     known = predict(model, data, batch_size, place=place)
     unknown = predict(model, data, batch_size, roll_deg=turns, place=place)
     centre = np.hypot(test.gt_row - test.sat_size / 2, test.gt_col - test.sat_size / 2) * test.mpp
@@ -95,20 +136,39 @@ def evaluate(checkpoint: Path, index_path: Path, orientation_csv: Path, predicti
             metrics[block] |= {"lateral": localization_metrics(lateral), "longitudinal": localization_metrics(longitudinal)}
     with atomic_file(predictions) as tmp:
         table.to_csv(tmp, index=False)
-    if metrics_path is not None:
-        write_text(metrics_path, json.dumps(metrics, indent=2) + "\n")
     return metrics
+
+
+def run_models(run_dir: Path, seed: int) -> list[str]:
+    """The checkpoints of one seed of a run, by name: ["best"] for a baseline run,
+    ["teacher", "student"] for a distillation run (checkpoint.DISTILLED_MODELS)."""
+    folder = seed_dir(run_dir, seed)
+    if (folder / "best.pt").is_file():
+        return ["best"]
+    if all((folder / f"{m}.pt").is_file() for m in DISTILLED_MODELS):
+        return list(DISTILLED_MODELS)
+    raise CheckpointError(f"{folder}: no best.pt (a train-baseline run) nor {' and '.join(f'{m}.pt' for m in DISTILLED_MODELS)} "
+                          f"(a distill run): train it first")
 
 
 def evaluate_seeds(run_dir: Path, seeds: list[int], index_path: Path, orientation_csv: Path, predictions_dir: Path,
                    metrics_path: Path, place: Placement = Placement.cpu(), max_samples: int = 0, seed: int = 0,
                    batch_size: int = 0) -> dict:
-    """evaluate <run_dir>/seed<s>/best.pt for every training seed s into <predictions_dir>/seed<s>.csv,
-    then write the metrics of all seeds together (across_seeds) to `metrics_path`; returns them.
-    `seed` draws the test subset, the same for every training seed."""
-    per_seed = {str(s): evaluate(seed_dir(run_dir, s) / "best.pt", index_path, orientation_csv,
-                                 Path(predictions_dir) / f"seed{s}.csv", None, place, max_samples, seed, batch_size)
-                for s in seeds}
-    metrics = across_seeds(per_seed)
+    """evaluate every checkpoint of <run_dir>/seed<s>/ for every training seed s (run_models) on the
+    same test samples (`seed` draws the subset), then write the metrics of all seeds together
+    (across_seeds) to `metrics_path`, one block per model of a distillation run; returns them."""
+    models = run_models(run_dir, seeds[0])
+    area = load_checkpoint(seed_dir(run_dir, seeds[0]) / f"{models[0]}.pt")[1]["area"]
+    split = TestSplit.read(index_path, area, orientation_csv, max_samples, seed)
+    blocks = {}
+    for model in models:
+        out = Path(predictions_dir) if model == "best" else Path(predictions_dir) / model
+        blocks[model] = across_seeds({str(s): score(seed_dir(run_dir, s) / f"{model}.pt", split, out / f"seed{s}.csv",
+                                                     place, batch_size) for s in seeds})
+    if models == ["best"]:
+        metrics = blocks["best"]
+    else:
+        first = blocks[models[0]]
+        metrics = {"method": first["method"], "area": first["area"], "seeds": first["seeds"], **blocks}
     write_text(metrics_path, json.dumps(metrics, indent=2) + "\n")
     return metrics

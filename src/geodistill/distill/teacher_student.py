@@ -8,12 +8,17 @@ One run per seed of `report.seeds`, <out>/seed<s>/, each from the same seed's ba
 
 The student starts from the baseline checkpoint of the variant's method and area (never from
 scratch) and sees the occluded panorama; the teacher, a copy of it that sees the full
-panorama, follows it by EMA of the parameters (its buffers, e.g. batch-norm statistics, stay
-the baseline's: the teacher only ever sees full panoramas), once per epoch as the authors' code
-or every step. The loss is distill_loss (targets.py) only; the baseline's own loss is not
-kept. After each epoch both models are scored on the validation split; the `evaluated_model`
-keeps `best.pt`, in the baseline checkpoint format so `geodistill evaluate` reads it
-unchanged. Resumable from `last.pt` (student, teacher, optimiser, epoch); out/history.csv.
+panorama, follows it by EMA of the parameters, once per epoch as the authors' code or every
+step. The loss is distill_loss (targets.py) only; the baseline's own loss is not kept.
+Normalisation statistics are never re-estimated while fine-tuning (keep_norm_statistics): the
+student's batch norms keep the baseline's running statistics, which were measured on full
+panoramas, instead of learning those of occluded ones that test time never shows them (the
+authors' networks have no batch norm, so this is the faithful equivalent); the teacher's
+buffers stay the baseline's too. After each epoch both models are scored on the validation
+split and each keeps its best epoch: `student.pt` (the authors' code evaluates it) and
+`teacher.pt` (the paper evaluates it), both in the baseline checkpoint format, so
+`geodistill evaluate` scores both. Resumable from `last.pt` (student, teacher, optimiser,
+epoch); out/history.csv.
 Data-parallel with `train.devices` > 1 as the baselines (training/baseline.py): the occlusion
 draws are made for the global batch, so every rank's samples get their single-process draws.
 """
@@ -38,7 +43,7 @@ from geodistill.metrics import localization_metrics
 from geodistill.models.localizer import Batch
 from geodistill.training.baseline import (RESUMABLE_ACROSS, load_checkpoint, load_splits, training_batches,
                                          validation_errors)
-from geodistill.training.checkpoint import CheckpointError, Checkpointer, file_digest, seed_dir
+from geodistill.training.checkpoint import DISTILLED_MODELS as MODELS, CheckpointError, Checkpointer, file_digest, seed_dir
 from geodistill.training.device import Placement, deterministic
 from geodistill.training.step import memory_hint, optimizer_step, prepare, world_rows
 
@@ -48,6 +53,16 @@ log = logging.getLogger(__name__)
 def make_teacher(student: torch.nn.Module) -> torch.nn.Module:
     """The teacher: a frozen copy of the student, in eval mode."""
     return copy.deepcopy(student).eval().requires_grad_(False)
+
+
+def keep_norm_statistics(model: torch.nn.Module) -> torch.nn.Module:
+    """Every batch norm of `model` to eval mode (in place): it normalises with its running
+    statistics and no longer updates them, while its affine weights still train. Call after
+    model.train()."""
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.eval()
+    return model
 
 
 @torch.no_grad()
@@ -104,7 +119,7 @@ def train_distill(index_path: Path, baselines: Path, out: Path, name: str, param
     key = {"variant": v.model_dump(), "seed": seed, "train": t.model_dump(exclude=RESUMABLE_ACROSS), "baseline": file_digest(start),
            "index": file_digest(index_path)}
     ckpt = Checkpointer(out, key)
-    history, first_epoch, best = [], 0, float("inf")
+    history, first_epoch, best = [], 0, {m: float("inf") for m in MODELS}
     state = ckpt.load("last")
     if state is not None:
         student.load_state_dict(state["model"])
@@ -119,7 +134,7 @@ def train_distill(index_path: Path, baselines: Path, out: Path, name: str, param
         t0 = time.perf_counter()
         torch.manual_seed(seed + epoch)
         occlusion_rng = np.random.default_rng([seed, epoch, 2])
-        student.train()
+        keep_norm_statistics(student.train())
         total, seen = 0.0, 0
         where = f"{name} seed {seed} epoch {epoch + 1}"
         with memory_hint(f"baselines.{v.method}.batch_size", p.batch_size):
@@ -141,15 +156,16 @@ def train_distill(index_path: Path, baselines: Path, out: Path, name: str, param
         history.append({"epoch": epoch + 1, "train_loss": total / max(seen, 1),
                         **{f"val_{k}_{s}_m": val[k][f"{s}_m"] for k in models for s in ("mean", "median")},
                         "seconds": time.perf_counter() - t0})
-        score = val[v.evaluated_model]["mean_m"]
-        improved, best = score < best, min(best, score)
+        improved = {m: val[m]["mean_m"] < best[m] for m in MODELS}
+        best = {m: min(best[m], val[m]["mean_m"]) for m in MODELS}
         if world.is_main:
             log.info("%s seed %d epoch %d/%d: loss %.4f, val mean student %.2f m, teacher %.2f m (%.0fs)", name,
                      seed, epoch + 1, epochs, history[-1]["train_loss"], val["student"]["mean_m"], val["teacher"]["mean_m"],
                      history[-1]["seconds"])
-            if improved:
-                ckpt.save("best", {**meta, "model": models[v.evaluated_model].state_dict(), "epoch": epoch,
-                                   "val": val[v.evaluated_model], "evaluated_model": v.evaluated_model})
+            for m in MODELS:
+                if improved[m]:
+                    ckpt.save(m, {**meta, "model": models[m].state_dict(), "epoch": epoch, "val": val[m],
+                                  "distilled_model": m})
             ckpt.save("last", {**meta, "model": student.state_dict(), "teacher": teacher.state_dict(),
                                "optimizer": optimizer.state_dict(), "epoch": epoch, "best": best,
                                "history": history})
@@ -157,7 +173,7 @@ def train_distill(index_path: Path, baselines: Path, out: Path, name: str, param
         with atomic_file(Path(out) / "history.csv") as tmp:
             pd.DataFrame(history).to_csv(tmp, index=False)
     world.barrier()
-    return {"best_val_mean_m": best, "epochs": epochs}
+    return {"best_val_mean_m": best, "epochs": epochs}     # best: model -> its best validation mean
 
 
 def train_distill_seeds(index_path: Path, baselines: Path, run_dir: Path, name: str, params: Params) -> dict:

@@ -15,27 +15,36 @@ Verdicts: a claim that the run is better holds when the whole interval is below 
 hold when it is above 0, else is inconclusive; the claim that FoV augmentation does not help
 holds when the interval is above 0 (augmentation significantly worse), does not hold when it is
 below 0 (it helps), else is inconclusive. Rows come from params as the other tables (runs.py).
+A distillation run stands for its report.distilled_model (the EMA teacher by default, as the
+paper evaluates it).
+
+Power: `half_width_pct` is half the interval's width, and `detectable_change_pct` the smallest
+change the comparison would find with probability report.power: (z of the confidence + z of the
+power) x the bootstrap's standard error. An effect smaller than it can come out inconclusive
+even when real.
 """
 from __future__ import annotations
 
 from pathlib import Path
+from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
 
 from geodistill.config import Params
-from geodistill.reports.runs import (ReportError, ablation_groups, ablations, baseline_run, geodistill_or_reference,
-                                     geodistill_variant, load_predictions, run_pairs)
+from geodistill.reports.runs import (ReportError, ablation_groups, ablations, baseline_run, distilled_model,
+                                     geodistill_or_reference, geodistill_variant, load_predictions, run_pairs)
 from geodistill.reports.tables import is_fov, nothing_occluded
 
 COLUMNS = ["claim", "method", "area", "run", "reference", "mean_m", "reference_mean_m", "mean_change_pct",
-           "ci_low_change_pct", "ci_high_change_pct", "samples", "seeds", "verdict"]
+           "ci_low_change_pct", "ci_high_change_pct", "half_width_pct", "detectable_change_pct", "samples", "seeds",
+           "verdict"]
 
 
-def load_seed_errors(eval_dir: Path, run: str, seeds: list[int]) -> tuple[np.ndarray, pd.Series]:
-    """(seeds, N) 2-DoF errors of one run and the test panoramas they belong to (every seed's CSV
-    must list the same panoramas in the same order)."""
-    tables = load_predictions(eval_dir, run, seeds, ("pano_path", "error_m"))
+def load_seed_errors(eval_dir: Path, run: str, seeds: list[int], model: str | None = None) -> tuple[np.ndarray, pd.Series]:
+    """(seeds, N) 2-DoF errors of one run (of its `model` for a distillation run) and the test
+    panoramas they belong to (every seed's CSV must list the same panoramas in the same order)."""
+    tables = load_predictions(eval_dir, run, seeds, ("pano_path", "error_m"), model)
     panos = tables[seeds[0]].pano_path
     for seed, table in tables.items():
         if not table.pano_path.equals(panos):
@@ -44,9 +53,10 @@ def load_seed_errors(eval_dir: Path, run: str, seeds: list[int]) -> tuple[np.nda
 
 
 def paired_change(run: np.ndarray, reference: np.ndarray, draws: int, confidence: float,
-                  rng: np.random.Generator) -> tuple[float, float, float]:
+                  rng: np.random.Generator) -> tuple[float, float, float, float]:
     """Relative change (%) of the mean error of `run` against `reference`, both (seeds, N) paired
-    by seed and sample, and its percentile bootstrap interval at `confidence`."""
+    by seed and sample, its percentile bootstrap interval at `confidence`, and the bootstrap's
+    standard error of the change."""
     def change(a, b):
         return 100 * (a.mean(axis=(-2, -1)) - b.mean(axis=(-2, -1))) / b.mean(axis=(-2, -1))
     n_seeds, n = run.shape
@@ -56,7 +66,14 @@ def paired_change(run: np.ndarray, reference: np.ndarray, draws: int, confidence
     boot = change(pick(run), pick(reference))                          # (draws,)
     tail = 100 * (1 - confidence) / 2
     low, high = np.percentile(boot, [tail, 100 - tail])
-    return float(change(run, reference)), float(low), float(high)
+    return float(change(run, reference)), float(low), float(high), float(boot.std(ddof=1))
+
+
+def detectable_change(standard_error: float, confidence: float, power: float) -> float:
+    """The smallest true change (%) a two-sided test at `confidence` finds with probability `power`,
+    for an estimate with this standard error (normal approximation)."""
+    z = NormalDist().inv_cdf
+    return (z(0.5 + confidence / 2) + z(power)) * standard_error
 
 
 def verdict(low: float, high: float, expect_better: bool) -> str:
@@ -104,13 +121,14 @@ def claims_table(params: Params, eval_dir: Path) -> pd.DataFrame:
     """One row per comparison (COLUMNS), in the order of `comparisons`."""
     r, rows = params.report, []
     for claim, method, area, run, reference, expect_better in comparisons(params):
-        a, panos = load_seed_errors(eval_dir, run, r.seeds)
-        b, ref_panos = load_seed_errors(eval_dir, reference, r.seeds)
+        a, panos = load_seed_errors(eval_dir, run, r.seeds, distilled_model(params, run))
+        b, ref_panos = load_seed_errors(eval_dir, reference, r.seeds, distilled_model(params, reference))
         if not panos.equals(ref_panos):
             raise ReportError(f"{eval_dir}: runs {run!r} and {reference!r} were not scored on the same test samples "
                               f"(evaluate params changed between them?)")
-        change, low, high = paired_change(a, b, r.bootstrap_samples, r.confidence,
-                                          np.random.default_rng(r.bootstrap_seed))
-        rows.append([claim, method, area, run, reference, a.mean(), b.mean(), change, low, high, a.shape[1],
-                     a.shape[0], verdict(low, high, expect_better)])
+        change, low, high, se = paired_change(a, b, r.bootstrap_samples, r.confidence,
+                                              np.random.default_rng(r.bootstrap_seed))
+        rows.append([claim, method, area, run, reference, a.mean(), b.mean(), change, low, high, (high - low) / 2,
+                     detectable_change(se, r.confidence, r.power), a.shape[1], a.shape[0],
+                     verdict(low, high, expect_better)])
     return pd.DataFrame(rows, columns=COLUMNS)

@@ -34,7 +34,7 @@ from matplotlib.ticker import MaxNLocator
 from geodistill.config import FovOcclusion, Params
 from geodistill.geometry import wrap_degrees
 from geodistill.io import atomic_file
-from geodistill.reports.runs import (AREAS, ablation_groups, baseline_run, geodistill_variant, load_errors,
+from geodistill.reports.runs import (AREAS, ablation_groups, baseline_run, distilled_model, geodistill_variant, load_errors,
                                      load_history, require, run_methods, run_pairs)
 from geodistill.training.checkpoint import seed_dir
 
@@ -60,7 +60,8 @@ def error_cdf_figure(params: Params, eval_dir: Path, dataset: str) -> Figure:
         curves.append((f"{method} baseline", base, f"C{i}", "--"))
         name = geodistill_variant(params, method, "cross")
         if name:
-            curves.append((f"{method} + GeoDistill", load_errors(eval_dir, name, seeds), f"C{i}", "-"))
+            model = distilled_model(params, name)
+            curves.append((f"{method} + GeoDistill ({model})", load_errors(eval_dir, name, seeds, model), f"C{i}", "-"))
     limit = round_up(max(np.percentile(err, 90) for _, per_seed, _, _ in curves for err in per_seed.values()), 5)
     fig = Figure(figsize=(7, 4.5))
     ax = fig.subplots()
@@ -96,14 +97,14 @@ def fov_sweep_figure(params: Params, eval_dir: Path, dataset: str) -> Figure:
     for ax, (method, area, runs) in zip(axes[0], groups):
         ranges = sorted((v.occlusion.fov_deg, run) for run, v in runs.items())
         mid = [(lo + hi) / 2 for (lo, hi), _ in ranges]
-        errors = [list(load_errors(eval_dir, run, seeds).values()) for _, run in ranges]
+        errors = [list(load_errors(eval_dir, run, seeds, distilled_model(params, run)).values()) for _, run in ranges]
         base = list(load_errors(eval_dir, baseline_run(method, area), seeds).values())
         for stat, fn, colour, marker, dx in (("mean", np.mean, "C0", "o", -1.5), ("median", np.median, "C1", "s", 1.5)):
             per_range = np.array([[fn(e) for e in per_seed] for per_seed in errors])      # (ranges, seeds)
             spread = per_range.std(axis=1, ddof=1) if len(seeds) > 1 else None
             x = np.add(mid, dx if spread is not None else 0)                # the two bars side by side
             ax.errorbar(x, per_range.mean(axis=1), yerr=spread, color=colour, marker=marker, capsize=3,
-                        label=f"GeoDistill {stat}")
+                        label=f"GeoDistill {params.report.distilled_model} {stat}")
             level = np.mean([fn(e) for e in base])
             ax.axhline(level, color=colour, linestyle="--", label=f"baseline {stat} ({level:.2f} m)")
         ax.set_xticks(mid, [f"{lo}–{hi}" for (lo, hi), _ in ranges])

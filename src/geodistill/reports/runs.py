@@ -8,6 +8,7 @@ readers of their outputs.
     ablations(params, "g2s_vgg", "cross", {"occlusion"})      # variants that change only the occlusion
     load_metrics(Path("reports/metrics"), "g2s_vgg-cross")    # the evaluate stage's JSON
     load_errors(Path("data/eval"), "g2s_vgg-cross", [2023])   # seed -> per-sample errors
+    distilled_model(params, "geodistill-g2s_vgg-cross")       # "teacher": the model its claims read
 
 A baseline run is an entry `<method>-<area>` of `params.runs`. The
 GeoDistill run of a method and area is the variant whose mode, occlusion and target equal
@@ -128,12 +129,21 @@ def load_metrics(metrics_dir: Path, run: str, method: str | None = None, area: s
     return metrics
 
 
-def load_predictions(eval_dir: Path, run: str, seeds: list[int], columns: tuple[str, ...]) -> dict[int, pd.DataFrame]:
+def distilled_model(params: Params, run: str) -> str | None:
+    """Which model of `run` the claims and figures read: report.distilled_model (teacher or student)
+    for a distillation variant, None for a baseline run (it has one)."""
+    return params.report.distilled_model if run in params.distill.variants else None
+
+
+def load_predictions(eval_dir: Path, run: str, seeds: list[int], columns: tuple[str, ...],
+                     model: str | None = None) -> dict[int, pd.DataFrame]:
     """Training seed -> the `columns` of one run's per-sample predictions (the evaluate stage's
-    <eval_dir>/<run>/seed<s>.csv), checked to have them."""
-    tables = {}
+    <eval_dir>/<run>/seed<s>.csv; a distillation run's `model`: <eval_dir>/<run>/<model>/seed<s>.csv),
+    checked to have them."""
+    tables, folder = {}, Path(eval_dir) / run / (model or "")
     for seed in seeds:
-        path = require(Path(eval_dir) / run / f"seed{seed}.csv", f"per-sample predictions of run {run!r}, seed {seed}")
+        path = require(folder / f"seed{seed}.csv", f"per-sample predictions of run {run!r}{f' ({model})' if model else ''}, "
+                                                   f"seed {seed}")
         table = pd.read_csv(path, usecols=lambda c: c in columns)
         missing = [c for c in columns if c not in table]
         if missing:
@@ -142,10 +152,11 @@ def load_predictions(eval_dir: Path, run: str, seeds: list[int], columns: tuple[
     return tables
 
 
-def load_errors(eval_dir: Path, run: str, seeds: list[int]) -> dict[int, np.ndarray]:
-    """Training seed -> (N,) per-sample 2-DoF errors in metres of one run; every seed is scored
-    on the same test samples."""
-    return {seed: t.error_m.to_numpy(float) for seed, t in load_predictions(eval_dir, run, seeds, ("error_m",)).items()}
+def load_errors(eval_dir: Path, run: str, seeds: list[int], model: str | None = None) -> dict[int, np.ndarray]:
+    """Training seed -> (N,) per-sample 2-DoF errors in metres of one run (of its `model` for a
+    distillation run); every seed is scored on the same test samples."""
+    tables = load_predictions(eval_dir, run, seeds, ("error_m",), model)
+    return {seed: t.error_m.to_numpy(float) for seed, t in tables.items()}
 
 
 def load_history(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:

@@ -12,6 +12,11 @@ Markdown and LaTeX print `X ± std` in one cell); `paper_*` columns hold the pub
 (published.yaml, REFERENCE.md section 8), NaN where the paper gives none; `*_change_pct` is
 100 (new - baseline) / baseline. Rows come from params (reports/runs.py). A table whose variants
 params does not configure is written empty, with its columns.
+
+A distillation run has two models, the EMA teacher (the paper evaluates it) and the student (the
+authors' code evaluates it): the main and supervised tables give each its own row, the other
+tables give the model the claims use (report.distilled_model, default teacher) in the usual
+columns and the other model in `<other>_*` columns beside them (empty for baseline rows).
 """
 from __future__ import annotations
 
@@ -24,28 +29,38 @@ import yaml
 
 from geodistill.config import VIGOR_MPP, CCVPEParams, FovOcclusion, Params
 from geodistill.io import atomic_file
-from geodistill.reports.runs import (ablation_groups, ablations, baseline_run, describe, geodistill_or_reference,
-                                     geodistill_variant, load_metrics, run_methods, run_pairs)
+from geodistill.reports.runs import (ReportError, ablation_groups, ablations, baseline_run, describe,
+                                     geodistill_or_reference, geodistill_variant, load_metrics, run_methods, run_pairs)
 
 PUBLISHED = Path(__file__).with_name("published.yaml")
 NAN = float("nan")
 
 STATS = ["mean_m", "mean_m_std", "median_m", "median_m_std"]
-COLUMNS = {
-    "main": ["method", "area", "model", "run", *STATS, "mean_change_pct", "median_change_pct",
-             "paper_mean_m", "paper_median_m", "paper_mean_change_pct", "paper_median_change_pct"],
-    "supervised": ["supervision", "method", "model", "cross_run", "same_run",
-                   *[f"{a}_{s}" for a in ("cross", "same") for s in STATS], "paper_cross_mean_m", "paper_cross_median_m",
-                   "paper_same_mean_m", "paper_same_median_m"],
-    "occlusion": ["method", "area", "occlusion", "settings", "run", *STATS, "paper_mean_m", "paper_median_m"],
-    "uncertainty": ["method", "area", "target", "settings", "run", *STATS, "paper_mean_m", "paper_median_m"],
-    "augment_vs_distill": ["method", "area", "training", "occlusion", "run", *STATS, "paper_mean_m",
-                           "paper_median_m"],
-    "fov_sweep": ["method", "area", "fov_low_deg", "fov_high_deg", "run", *STATS, "mean_change_pct",
-                  "median_change_pct"],
-    "orientation": ["area", "model", "run", "n", "mean_deg", "median_deg", "within_1_deg_pct",
-                    "within_3_deg_pct", "within_5_deg_pct"],
-}
+OTHER = {"teacher": "student", "student": "teacher"}    # a distillation run's model the claims do not use
+
+
+def columns(name: str, other: str = "student") -> list[str]:
+    """Table `name`'s columns. A distillation run's row gives the model the claims use
+    (report.distilled_model) in STATS and the `other` model in <other>_STATS (a baseline's row: none)."""
+    also = [f"{other}_{c}" for c in STATS]
+    return {
+        "main": ["method", "area", "model", "run", *STATS, "mean_change_pct", "median_change_pct",
+                 "paper_mean_m", "paper_median_m", "paper_mean_change_pct", "paper_median_change_pct"],
+        "supervised": ["supervision", "method", "model", "cross_run", "same_run",
+                       *[f"{a}_{s}" for a in ("cross", "same") for s in STATS], "paper_cross_mean_m",
+                       "paper_cross_median_m", "paper_same_mean_m", "paper_same_median_m"],
+        "occlusion": ["method", "area", "occlusion", "settings", "run", *STATS, *also, "paper_mean_m", "paper_median_m"],
+        "uncertainty": ["method", "area", "target", "settings", "run", *STATS, *also, "paper_mean_m", "paper_median_m"],
+        "augment_vs_distill": ["method", "area", "training", "occlusion", "run", *STATS, *also, "paper_mean_m",
+                               "paper_median_m"],
+        "fov_sweep": ["method", "area", "fov_low_deg", "fov_high_deg", "run", *STATS, *also, "mean_change_pct",
+                      "median_change_pct"],
+        "orientation": ["area", "model", "run", "n", "mean_deg", "median_deg", "within_1_deg_pct",
+                        "within_3_deg_pct", "within_5_deg_pct"],
+    }[name]
+
+
+TABLES = ("main", "supervised", "occlusion", "uncertainty", "augment_vs_distill", "fov_sweep", "orientation")
 
 TITLES = {
     "main": "Each base method with and without GeoDistill: 2-DoF localization error (m, known orientation) "
@@ -65,8 +80,9 @@ TITLES = {
               "relative change (%) with a paired bootstrap interval over the training seeds and test samples "
               "(report.confidence), and the verdict that interval gives: a claim that run is better holds when "
               "the whole interval is below 0, does not hold when above, else is inconclusive; 'augmentation "
-              "does not help' holds when the interval is above 0. With one seed the interval holds test-sample "
-              "noise only, not training noise (reports/claims.py)",
+              "does not help' holds when the interval is above 0. half_width_pct: half the interval; "
+              "detectable_change_pct: the smallest change the comparison finds with probability report.power. "
+              "With one seed the interval holds test-sample noise only, not training noise (reports/claims.py)",
 }
 
 
@@ -81,12 +97,15 @@ def describe_dataset(params: Params, config: Path) -> str:
 
 
 def scoring_note(params: Params) -> str:
-    """The caption's note on the training seeds and on the test subset every run was scored on
-    (params `report.seeds`, `evaluate`)."""
+    """The caption's note on the training seeds, on the test subset every run was scored on
+    (params `report.seeds`, `evaluate`) and on which model of a distillation run a row gives."""
     n, seeds = params.evaluate.max_samples, params.report.seeds
     note = (f"; one training seed ({seeds[0]})" if len(seeds) == 1 else
             f"; mean ± standard deviation over {len(seeds)} training seeds ({', '.join(map(str, seeds))})")
-    return note + ("" if n == 0 else f"; each area scored on the same seeded {n}-panorama subset of its test split")
+    note += "" if n == 0 else f"; each area scored on the same seeded {n}-panorama subset of its test split"
+    model, other = distilled_models(params)
+    return note + (f"; a distillation run's numbers are its EMA {model}'s unless named {other}" if model == "teacher"
+                   else f"; a distillation run's numbers are its {model}'s unless named {other}")
 
 
 def change_pct(new: float, old: float) -> float:
@@ -109,9 +128,15 @@ def paper_pair(published: dict, keys: tuple | None) -> list[float]:
     return [published_number(published, keys, s) for s in ("mean_m", "median_m")]
 
 
-def two_dof(metrics_dir: Path, run: str, method: str, area: str) -> dict[str, float]:
-    """The run's 2-DoF mean and median over its seeds and their standard deviations (STATS)."""
+def two_dof(metrics_dir: Path, run: str, method: str, area: str, model: str | None = None) -> dict[str, float]:
+    """The run's 2-DoF mean and median over its seeds and their standard deviations (STATS); of
+    its `model` (teacher or student) for a distillation run."""
     metrics = load_metrics(metrics_dir, run, method, area)
+    if model is not None:
+        if model not in metrics:
+            raise ReportError(f"{Path(metrics_dir) / f'{run}.json'}: no {model!r} block (is it a distill run's "
+                              f"metrics, evaluated with teacher.pt and student.pt?)")
+        metrics = metrics[model]
     block, spread = metrics["2dof"], metrics.get("std", {}).get("2dof", {})
     return {s: float(block[s]) for s in ("mean_m", "median_m")} | {
         f"{s}_std": float(spread.get(s, NAN)) for s in ("mean_m", "median_m")}
@@ -130,33 +155,45 @@ def supervision(params: Params, method: str) -> str:
     return "full" if isinstance(params.baselines[method], CCVPEParams) else "weak"
 
 
+def distilled_models(params: Params) -> tuple[str, str]:
+    """(the model of a distillation run the claims use, the other one): report.distilled_model first."""
+    return params.report.distilled_model, OTHER[params.report.distilled_model]
+
+
 def main_table(params: Params, metrics_dir: Path, published: dict) -> pd.DataFrame:
+    """Per method and area: the baseline, then its GeoDistill run's two models (report.distilled_model
+    first), each against the baseline; the paper's GeoDistill numbers beside both."""
     rows = []
     for method, area in run_pairs(params):
-        runs = {"baseline": baseline_run(method, area), "GeoDistill": geodistill_variant(params, method, area)}
-        paper = {m: paper_pair(published, ("methods", method, key, area))
-                 for m, key in (("baseline", "baseline"), ("GeoDistill", "geodistill"))}
-        base = two_dof(metrics_dir, runs["baseline"], method, area)
-        for model, run in runs.items():
-            if run is None:
-                continue
-            ours = two_dof(metrics_dir, run, method, area)
-            is_new = model == "GeoDistill"
-            rows.append([method, area, model, run, *cells(ours), *(changes(ours, base) if is_new else [NAN, NAN]),
-                         *paper[model],
-                         *[change_pct(p, b) if is_new else NAN for p, b in zip(paper[model], paper["baseline"])]])
-    return pd.DataFrame(rows, columns=COLUMNS["main"])
+        base_run, name = baseline_run(method, area), geodistill_variant(params, method, area)
+        paper = {m: paper_pair(published, ("methods", method, m, area)) for m in ("baseline", "geodistill")}
+        base = two_dof(metrics_dir, base_run, method, area)
+        rows.append([method, area, "baseline", base_run, *cells(base), NAN, NAN, *paper["baseline"], NAN, NAN])
+        for model in distilled_models(params) if name else ():
+            ours = two_dof(metrics_dir, name, method, area, model)
+            rows.append([method, area, f"GeoDistill {model}", name, *cells(ours), *changes(ours, base),
+                         *paper["geodistill"], *[change_pct(p, b) for p, b in zip(paper["geodistill"], paper["baseline"])]])
+    return pd.DataFrame(rows, columns=columns("main"))
+
+
+def run_cells(params: Params, metrics_dir: Path, run: str, method: str, area: str) -> list[float]:
+    """STATS of `run` then those of its other model: a distillation run's two models, a baseline
+    run's numbers and NaN (it has no other model)."""
+    if run not in params.distill.variants:
+        return cells(two_dof(metrics_dir, run, method, area)) + [NAN] * len(STATS)
+    return [x for model in distilled_models(params) for x in cells(two_dof(metrics_dir, run, method, area, model))]
 
 
 def supervised_table(params: Params, metrics_dir: Path, published: dict) -> pd.DataFrame:
     rows = []
     for method in run_methods(params):
-        for model, key in (("baseline", "baseline"), ("GeoDistill", "geodistill")):
+        models = [("baseline", "baseline", None)] + [(f"GeoDistill {m}", "geodistill", m) for m in distilled_models(params)]
+        for model, key, distilled in models:
             runs = {a: (baseline_run(method, a) if key == "baseline" else geodistill_variant(params, method, a))
                     if baseline_run(method, a) in params.runs else None for a in ("cross", "same")}
             if not any(runs.values()):
                 continue
-            ours = {a: cells(two_dof(metrics_dir, r, method, a)) if r else [NAN] * len(STATS)
+            ours = {a: cells(two_dof(metrics_dir, r, method, a, distilled)) if r else [NAN] * len(STATS)
                     for a, r in runs.items()}
             paper = [x for a in ("cross", "same") for x in paper_pair(published, ("methods", method, key, a))]
             rows.append([supervision(params, method), method, model, runs["cross"] or "", runs["same"] or "",
@@ -166,7 +203,7 @@ def supervised_table(params: Params, metrics_dir: Path, published: dict) -> pd.D
             paper = [x for a in ("cross", "same") for x in paper_pair(published, ("methods", method, "baseline", a))]
             rows.append([entry.get("supervision", ""), method, "baseline (not replicated)", "", "",
                          *[NAN] * (2 * len(STATS)), *paper])
-    table = pd.DataFrame(rows, columns=COLUMNS["supervised"])
+    table = pd.DataFrame(rows, columns=columns("supervised"))
     order = table.supervision.map({"full": 0, "weak": 1}).fillna(2).to_numpy()
     return table.iloc[np.argsort(order, kind="stable")].reset_index(drop=True)
 
@@ -178,27 +215,26 @@ def _knob_rows(params: Params, metrics_dir: Path, published: dict, knob: str, ke
     for method, area, runs in ablation_groups(params, knob, keep):
         if knob == "target":
             run = baseline_run(method, area)
-            rows.append([method, area, "none (no distillation)", "", run,
-                         *cells(two_dof(metrics_dir, run, method, area)),
+            rows.append([method, area, "none (no distillation)", "", run, *run_cells(params, metrics_dir, run, method, area),
                          *paper_pair(published, ("methods", method, "baseline", area))])
         name = geodistill_variant(params, method, area)
         for run, v in runs.items():
             keys = (("methods", method, "geodistill", area) if run == name else
                     ("ablations", area, knob, method, label(v)))
             rows.append([method, area, label(v), describe(getattr(v, knob)), run,
-                         *cells(two_dof(metrics_dir, run, method, area)), *paper_pair(published, keys)])
+                         *run_cells(params, metrics_dir, run, method, area), *paper_pair(published, keys)])
     return rows
 
 
 def occlusion_table(params: Params, metrics_dir: Path, published: dict) -> pd.DataFrame:
     rows = _knob_rows(params, metrics_dir, published, "occlusion", lambda v: v.occlusion.kind != "fov",
                       lambda v: v.occlusion.kind)
-    return pd.DataFrame(rows, columns=COLUMNS["occlusion"])
+    return pd.DataFrame(rows, columns=columns("occlusion", distilled_models(params)[1]))
 
 
 def uncertainty_table(params: Params, metrics_dir: Path, published: dict) -> pd.DataFrame:
     rows = _knob_rows(params, metrics_dir, published, "target", lambda v: True, lambda v: v.target.kind)
-    return pd.DataFrame(rows, columns=COLUMNS["uncertainty"])
+    return pd.DataFrame(rows, columns=columns("uncertainty", distilled_models(params)[1]))
 
 
 def augment_table(params: Params, metrics_dir: Path, published: dict) -> pd.DataFrame:
@@ -220,9 +256,9 @@ def augment_table(params: Params, metrics_dir: Path, published: dict) -> pd.Data
             entries.append(("GeoDistill", f"{v.occlusion.kind}: {describe(v.occlusion)}", name,
                             ("methods", method, "geodistill", area)))
         for training, occlusion, run, keys in entries:
-            rows.append([method, area, training, occlusion, run, *cells(two_dof(metrics_dir, run, method, area)),
+            rows.append([method, area, training, occlusion, run, *run_cells(params, metrics_dir, run, method, area),
                          *paper_pair(published, keys)])
-    return pd.DataFrame(rows, columns=COLUMNS["augment_vs_distill"])
+    return pd.DataFrame(rows, columns=columns("augment_vs_distill", distilled_models(params)[1]))
 
 
 def is_fov(v) -> bool:
@@ -239,9 +275,10 @@ def fov_sweep_table(params: Params, metrics_dir: Path) -> pd.DataFrame:
     for method, area, runs in ablation_groups(params, "occlusion", is_fov):
         base = two_dof(metrics_dir, baseline_run(method, area), method, area)
         for run, v in sorted(runs.items(), key=lambda item: item[1].occlusion.fov_deg):
-            ours = two_dof(metrics_dir, run, method, area)
-            rows.append([method, area, *v.occlusion.fov_deg, run, *cells(ours), *changes(ours, base)])
-    return pd.DataFrame(rows, columns=COLUMNS["fov_sweep"])
+            ours = two_dof(metrics_dir, run, method, area, params.report.distilled_model)
+            rows.append([method, area, *v.occlusion.fov_deg, run, *run_cells(params, metrics_dir, run, method, area),
+                         *changes(ours, base)])
+    return pd.DataFrame(rows, columns=columns("fov_sweep", distilled_models(params)[1]))
 
 
 def orientation_table(params: Params, metrics_dir: Path) -> pd.DataFrame:
@@ -261,11 +298,11 @@ def orientation_table(params: Params, metrics_dir: Path) -> pd.DataFrame:
         for model, run, m in entries:
             rows.append([area, model, run, m["n"], m["mean_deg"], m["median_deg"],
                          *[100 * m[f"within_{t}_deg"] for t in (1, 3, 5)]])
-    return pd.DataFrame(rows, columns=COLUMNS["orientation"])
+    return pd.DataFrame(rows, columns=columns("orientation"))
 
 
 def build_tables(params: Params, metrics_dir: Path, published: dict) -> dict[str, pd.DataFrame]:
-    """Every table by name (the keys of COLUMNS); a missing metrics file raises FileNotFoundError."""
+    """Every table by name (TABLES); a missing metrics file raises FileNotFoundError."""
     metrics_dir = Path(metrics_dir)
     return {"main": main_table(params, metrics_dir, published),
             "supervised": supervised_table(params, metrics_dir, published),

@@ -39,7 +39,7 @@ from geodistill.training.augment import augment_batch
 from geodistill.training.checkpoint import CheckpointError, Checkpointer, file_digest, seed_dir
 from geodistill.training.device import Placement, deterministic
 from geodistill.training.samples import LocalizationSamples
-from geodistill.training.step import memory_hint, optimizer_step, prepare, world_rows
+from geodistill.training.step import lr_schedule, memory_hint, optimizer_step, prepare, world_rows
 
 log = logging.getLogger(__name__)
 # train params a checkpoint may be resumed under (how many processes, which device, the
@@ -136,6 +136,12 @@ def training_batches(data: LocalizationSamples, p: BaselineParams, seed: int, ep
         yield augment_batch(batch, p.augment, augment_rng)
 
 
+def steps_per_epoch(data: LocalizationSamples, p: BaselineParams) -> int:
+    """Optimiser steps of one training epoch (its last batch may be short): the schedule's unit."""
+    n = len(data) if p.max_train_samples == 0 else min(p.max_train_samples, len(data))
+    return -(-n // p.batch_size)
+
+
 def validation_errors(model: torch.nn.Module, shard: LocalizationSamples, batch_size: int,
                       place: Placement) -> np.ndarray:
     """(N,) metres: the errors of every rank's shard of the validation split, in order."""
@@ -161,6 +167,7 @@ def train_baseline(index_path: Path, out: Path, method: str, area: str, params: 
     model = prepare(place.model(build_model(p, params.bev.camera_height_m, seed)), world)
     trainable = [q for q in model.parameters() if q.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=p.lr, weight_decay=p.weight_decay)
+    scheduler = lr_schedule(optimizer, p.lr_schedule, p.warmup_fraction, p.epochs * steps_per_epoch(splits["train"], p))
     key = {"method": method, "area": area, "seed": seed, "baseline": p.model_dump(),
            "train": t.model_dump(exclude=RESUMABLE_ACROSS),
            "camera_height_m": params.bev.camera_height_m, "index": file_digest(index_path)}
@@ -170,6 +177,7 @@ def train_baseline(index_path: Path, out: Path, method: str, area: str, params: 
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
         start_epoch, best, history = state["epoch"] + 1, state["best"], state["history"]
         log.info("%s-%s seed %d: resuming after epoch %d", method, area, seed, state["epoch"] + 1)
     meta = {"method": method, "area": area, "seed": seed, "method_params": p.model_dump(mode="json"),
@@ -190,6 +198,7 @@ def train_baseline(index_path: Path, out: Path, method: str, area: str, params: 
                     loss = model.loss(place.batch(batch.rows(rows))).float()
                 total += optimizer_step(loss, share, optimizer, trainable, p.grad_clip, where, ckpt) * len(batch.pano)
                 seen += len(batch.pano)
+                scheduler.step()
         val = localization_metrics(validation_errors(model, val_shard, t.predict_batch_size, place))
         history.append({"epoch": epoch + 1, "train_loss": total / max(seen, 1), "val_mean_m": val["mean_m"],
                         "val_median_m": val["median_m"], "seconds": time.perf_counter() - t0})
@@ -201,7 +210,7 @@ def train_baseline(index_path: Path, out: Path, method: str, area: str, params: 
             if improved:
                 ckpt.save("best", {**meta, "model": model.state_dict(), "epoch": epoch, "val": val})
             ckpt.save("last", {**meta, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                               "epoch": epoch, "best": best, "history": history})
+                               "scheduler": scheduler.state_dict(), "epoch": epoch, "best": best, "history": history})
     if world.is_main:
         with atomic_file(Path(out) / "history.csv") as tmp:
             pd.DataFrame(history).to_csv(tmp, index=False)

@@ -24,6 +24,11 @@ from geodistill.io import atomic_file
 log = logging.getLogger(__name__)
 
 
+# the models a distillation run keeps, each as <seed folder>/<model>.pt in the baseline checkpoint
+# format: the EMA teacher (the paper evaluates it) and the student (the authors' code evaluates it)
+DISTILLED_MODELS = ("teacher", "student")
+
+
 class CheckpointError(ValueError):
     """A checkpoint that cannot be used for what was asked (missing, or of another method)."""
 

@@ -13,6 +13,7 @@ batch-size param to lower.
 """
 from __future__ import annotations
 
+import math
 from contextlib import contextmanager
 
 import numpy as np
@@ -66,3 +67,22 @@ def memory_hint(batch_size_key: str, batch_size: int):
         raise MemoryError(f"out of memory at {batch_size_key} = {batch_size}: lower it in params.yaml "
                           f"(or train on more devices, train.devices); {type(e).__name__}: "
                           f"{str(e).splitlines()[0] if str(e) else ''}") from None
+
+
+def lr_schedule(optimizer: torch.optim.Optimizer, kind: str, warmup_fraction: float,
+                total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """The learning rate of step t of `total_steps` as a factor of the optimiser's lr: a linear
+    ramp from 0 over the first warmup_fraction of the steps, then 1 (constant) or a cosine decay
+    to 0 at the last step (cosine). Steps past total_steps keep the last factor."""
+    warmup = warmup_fraction * total_steps
+
+    def factor(step: int) -> float:
+        t = step + 1                                    # the factor of the step about to be taken
+        if t <= warmup:
+            return t / warmup
+        if kind == "constant":
+            return 1.0
+        progress = min(1.0, (t - warmup) / max(total_steps - warmup, 1))
+        return 0.5 * (1 + math.cos(math.pi * progress))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
