@@ -11,15 +11,16 @@ import torch
 from typer.testing import CliRunner
 
 from geodistill.cli import app
-from geodistill.config import ConfigError
+from geodistill.config import ConfigError, parse_params
 from geodistill.data.bev import ImageError
 from geodistill.data.index import build_index, write_index
 from geodistill.data.synth.writer import write_world
 from geodistill.data.index import seeded_subset
-from geodistill.evaluation import evaluate
+from geodistill.evaluation import evaluate, evaluate_seeds
 from geodistill.training import baseline
 from geodistill.training.checkpoint import CheckpointError
 from geodistill.training.samples import LocalizationSamples, tile_disjoint_batches
+from geodistill.training.step import lr_schedule
 
 
 def test_batches_never_share_a_tile_and_lose_nothing_they_can_keep():
@@ -197,3 +198,55 @@ def test_the_validation_cap_keeps_a_seeded_subset_of_the_val_split(smoke_run):
     assert capped["val"].rows.equals(seeded_subset(every["val"].rows, 3, 5))
     uncapped = baseline.load_splits(root / "index.csv", "same", p, "t", max_val=0, seed=5)
     assert uncapped["val"].rows.equals(every["val"].rows)
+
+
+def test_the_lr_schedule_ramps_then_holds_or_decays_to_zero():
+    def factors(kind: str, warmup: float, steps: int = 10) -> list[float]:
+        optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=2.0)
+        schedule = lr_schedule(optimizer, kind, warmup, steps)
+        seen = []
+        for _ in range(steps + 2):                             # two steps past the end keep the last factor
+            seen.append(optimizer.param_groups[0]["lr"] / 2.0)
+            optimizer.step()
+            schedule.step()
+        return seen
+    assert factors("constant", 0.0) == [1.0] * 12
+    assert factors("constant", 0.2)[:3] == [0.5, 1.0, 1.0]     # 2 warm-up steps: 1/2, 2/2
+    cosine = factors("cosine", 0.2)
+    assert cosine[:2] == [0.5, 1.0]
+    decay = [0.5 * (1 + np.cos(np.pi * k / 8)) for k in range(1, 9)]   # steps 3..10 of 10
+    np.testing.assert_allclose(cosine[2:10], decay, rtol=1e-12)
+    assert cosine[9] == pytest.approx(0.0, abs=1e-15) and cosine[10:] == [cosine[9]] * 2
+
+
+def test_parallel_seeds_give_each_seed_exactly_its_one_process_result(smoke_run, tmp_path):
+    """Two seeds trained at once, each in its own process, end as they do one after another with the
+    same thread count: bit for bit, whatever runs beside them."""
+    root, params = smoke_run
+    runs = {}
+    for parallel in (1, 2):
+        p = params.model_copy(update={"train": params.train.model_copy(update={"threads": 1, "parallel_seeds": parallel})})
+        results = baseline.train_baseline_seeds(root / "index.csv", tmp_path / f"p{parallel}", "g2s_vgg", "cross", p)
+        assert list(results) == p.report.seeds
+        runs[parallel] = {s: pd.read_csv(tmp_path / f"p{parallel}" / f"seed{s}" / "history.csv").drop(columns="seconds")
+                          for s in p.report.seeds}
+    for seed in params.report.seeds:
+        pd.testing.assert_frame_equal(runs[1][seed], runs[2][seed], check_exact=True)
+    assert not runs[1][2023].equals(runs[1][2024])
+
+    index = pd.read_csv(root / "index.csv")
+    test = index[(index.area == "cross") & (index.split == "test")]
+    pd.DataFrame({"pano_path": test.pano_path, "true_yaw_deg": 5.0, "pred_yaw_deg": 1.0}).to_csv(
+        tmp_path / "orient.csv", index=False)
+    scored = {}
+    for parallel in (1, 2):                                   # scoring side by side changes nothing either
+        t = params.train.model_copy(update={"threads": 1, "parallel_seeds": parallel})
+        scored[parallel] = evaluate_seeds(tmp_path / "p1", params.report.seeds, root / "index.csv", tmp_path / "orient.csv",
+                                          tmp_path / f"e{parallel}", tmp_path / f"e{parallel}.json", parallel=t)
+    assert scored[1] == scored[2] and scored[1]["seeds"] == params.report.seeds
+
+
+def test_several_kinds_of_parallelism_at_once_are_refused(smoke_params):
+    with pytest.raises(ConfigError, match="parallel_seeds.*devices"):
+        parse_params({**smoke_params.model_dump(mode="json"),
+                      "train": {**smoke_params.train.model_dump(mode="json"), "devices": 2, "parallel_seeds": 2}})

@@ -294,7 +294,8 @@ def evaluate(config: Path = typer.Option(None, "--config", "-c", help="params fi
     else:
         params = _params(config)
         m = evaluate_seeds(run, params.report.seeds, index, orientation, predictions, metrics, _placement(params),
-                           params.evaluate.max_samples, params.evaluate.seed, params.train.predict_batch_size)
+                           params.evaluate.max_samples, params.evaluate.seed, params.train.predict_batch_size,
+                           tuple(params.evaluate.three_dof), params.train)
     from geodistill.training.checkpoint import DISTILLED_MODELS
     blocks = {f"{model} ": m[model] for model in DISTILLED_MODELS if model in m} or {"": m}
     for model, b in blocks.items():

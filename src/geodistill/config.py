@@ -335,6 +335,8 @@ class TrainParams(Section):
     threads: int = Field(ge=0, description="torch CPU threads; 0 = torch's default")
     devices: int = Field(ge=1, description="data-parallel training processes under torchrun (NCCL on "
                                            "CUDA, gloo on CPU); 1 = one process, no torchrun")
+    parallel_seeds: int = Field(ge=1, description="seeds of a run trained at once, each in its own process with "
+                                                  "`threads` threads (0: the cores / parallel_seeds); 1 = in turn")
     device: Literal["cpu", "cuda", "auto"] = Field(description="where training and evaluation compute: "
                                                    "cuda = this rank's GPU (LOCAL_RANK), auto = cuda if present")
     precision: Literal["fp32", "bf16"] = Field(description="bf16 = autocast matmuls and convolutions to bfloat16")
@@ -344,6 +346,13 @@ class TrainParams(Section):
     predict_batch_size: int = Field(ge=1, description="samples per forward pass of validation and evaluate "
                                                       "(speed and memory only: predictions are per sample)")
 
+    @model_validator(mode="after")
+    def _one_kind_of_parallelism(self) -> "TrainParams":
+        if self.parallel_seeds > 1 and self.devices > 1:
+            raise ValueError(f"train.parallel_seeds ({self.parallel_seeds}) and train.devices ({self.devices}) "
+                             "both ask for several processes: set one of them to 1")
+        return self
+
 
 class EvaluateParams(Section):
     """The test metrics of every run (stages evaluate@, evaluate-distill@, and the orientation
@@ -352,6 +361,9 @@ class EvaluateParams(Section):
     max_samples: int = Field(ge=0, description="a seeded subset of each area's test split, the same for "
                                                "every run (so runs compare sample by sample); 0 = all")
     seed: int = Field(ge=0)
+    three_dof: list[Literal["baselines", "distill"]] = Field(
+        default=["baselines", "distill"], description="runs also scored with unknown orientation (the orientation "
+        "stage's yaw; a method's own yaw): train-baseline runs, distill runs, both or none ([])")
 
 
 class ReportParams(Section):

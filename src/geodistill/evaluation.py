@@ -30,11 +30,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import lru_cache, partial
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from geodistill.config import TrainParams
 from geodistill.data.index import seeded_subset
 from geodistill.io import atomic_file, write_text
 from geodistill.data.kitti import lateral_longitudinal
@@ -43,6 +45,7 @@ from geodistill.training.baseline import load_checkpoint, predict
 from geodistill.training.checkpoint import DISTILLED_MODELS, CheckpointError, seed_dir
 from geodistill.training.device import Placement
 from geodistill.training.samples import LocalizationSamples
+from geodistill.training.seeds import run_seeds
 
 
 def residual_turns(test: pd.DataFrame, orientation_csv: Path) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -88,23 +91,24 @@ class TestSplit:
 
 def evaluate(checkpoint: Path, index_path: Path, orientation_csv: Path, predictions: Path,
              metrics_path: Path | None, place: Placement = Placement.cpu(), max_samples: int = 0, seed: int = 0,
-             batch_size: int = 0) -> dict:
+             batch_size: int = 0, three_dof: bool = True) -> dict:
     """Score one checkpoint on its area's test split: write the per-sample predictions CSV and
     (unless None) the metrics JSON; returns the metrics. max_samples > 0 scores a subset of the
     test split drawn with `seed` (data/index.py seeded_subset); batch_size: samples per forward
-    pass (0 = the method's training batch)."""
+    pass (0 = the method's training batch); three_dof: also with unknown orientation."""
     area = load_checkpoint(checkpoint)[1]["area"]
     metrics = score(checkpoint, TestSplit.read(index_path, area, orientation_csv, max_samples, seed), predictions,
-                    place, batch_size)
+                    place, batch_size, three_dof)
     if metrics_path is not None:
         write_text(metrics_path, json.dumps(metrics, indent=2) + "\n")
     return metrics
 
 
 def score(checkpoint: Path, split: TestSplit, predictions: Path, place: Placement = Placement.cpu(),
-          batch_size: int = 0) -> dict:
+          batch_size: int = 0, three_dof: bool = True) -> dict:
     """Score `checkpoint` on the test split: write its per-sample predictions CSV and return its
-    metrics. batch_size: samples per forward pass (0 = the method's training batch)."""
+    metrics. batch_size: samples per forward pass (0 = the method's training batch); three_dof:
+    also with unknown orientation (the `3dof` and, for methods that predict yaw, `3dof_own` blocks)."""
     model, state = load_checkpoint(checkpoint)
     model = place.model(model)
     p, area, test = state["method_params"], state["area"], split.rows
@@ -112,14 +116,18 @@ def score(checkpoint: Path, split: TestSplit, predictions: Path, place: Placemen
     turns, true_yaw, orient = split.turns, split.true_yaw, split.orientation
     data = split.samples(p, f"{state['method']}-{area} test")
     known = predict(model, data, batch_size, place=place)
-    unknown = predict(model, data, batch_size, roll_deg=turns, place=place)
     centre = np.hypot(test.gt_row - test.sat_size / 2, test.gt_col - test.sat_size / 2) * test.mpp
-    table = known.assign(error_3dof_m=unknown.error_m, pred_row_3dof=unknown.pred_row,
-                         pred_col_3dof=unknown.pred_col, yaw_residual_deg=turns, error_centre_m=centre)
+    table = known.assign(error_centre_m=centre)
     metrics = {"method": state["method"], "area": area, "checkpoint_epoch": int(state["epoch"]) + 1,
-               "2dof": localization_report(table, "error_m"),
-               "3dof": {**localization_report(table, "error_3dof_m"), "orientation": orient},
-               "tile_centre": localization_report(table, "error_centre_m"), "headline_3dof": "3dof"}
+               "2dof": localization_report(table, "error_m"), "tile_centre": localization_report(table, "error_centre_m")}
+    if not three_dof:
+        with atomic_file(predictions) as tmp:
+            table.to_csv(tmp, index=False)
+        return metrics
+    unknown = predict(model, data, batch_size, roll_deg=turns, place=place)
+    table = table.assign(error_3dof_m=unknown.error_m, pred_row_3dof=unknown.pred_row,
+                         pred_col_3dof=unknown.pred_col, yaw_residual_deg=turns)
+    metrics |= {"3dof": {**localization_report(table, "error_3dof_m"), "orientation": orient}, "headline_3dof": "3dof"}
     if "pred_yaw_deg" in known:
         own = predict(model, data, batch_size, roll_deg=true_yaw, place=place)
         table = table.assign(error_3dof_own_m=own.error_m, true_yaw_deg=true_yaw, pred_yaw_own_deg=own.pred_yaw_deg)
@@ -153,18 +161,24 @@ def run_models(run_dir: Path, seed: int) -> list[str]:
 
 def evaluate_seeds(run_dir: Path, seeds: list[int], index_path: Path, orientation_csv: Path, predictions_dir: Path,
                    metrics_path: Path, place: Placement = Placement.cpu(), max_samples: int = 0, seed: int = 0,
-                   batch_size: int = 0) -> dict:
+                   batch_size: int = 0, three_dof: tuple[str, ...] = ("baselines", "distill"),
+                   parallel: TrainParams | None = None) -> dict:
     """evaluate every checkpoint of <run_dir>/seed<s>/ for every training seed s (run_models) on the
     same test samples (`seed` draws the subset), then write the metrics of all seeds together
-    (across_seeds) to `metrics_path`, one block per model of a distillation run; returns them."""
+    (across_seeds) to `metrics_path`, one block per model of a distillation run; returns them.
+    three_dof: the kinds of run (baselines, distill) also scored with unknown orientation;
+    parallel: train params whose parallel_seeds and threads score checkpoints side by side."""
     models = run_models(run_dir, seeds[0])
     area = load_checkpoint(seed_dir(run_dir, seeds[0]) / f"{models[0]}.pt")[1]["area"]
-    split = TestSplit.read(index_path, area, orientation_csv, max_samples, seed)
-    blocks = {}
-    for model in models:
-        out = Path(predictions_dir) if model == "best" else Path(predictions_dir) / model
-        blocks[model] = across_seeds({str(s): score(seed_dir(run_dir, s) / f"{model}.pt", split, out / f"seed{s}.csv",
-                                                     place, batch_size) for s in seeds})
+    with_yaw = ("baselines" if models == ["best"] else "distill") in three_dof
+    one = partial(_score_seed, Path(run_dir), Path(predictions_dir), (Path(index_path), area, Path(orientation_csv),
+                                                                       max_samples, seed), place, batch_size, with_yaw)
+    keys = [(model, s) for model in models for s in seeds]
+    try:
+        scores = run_seeds(one, keys, parallel)
+    finally:
+        _test_split.cache_clear()              # the next run may read other files under the same names
+    blocks = {model: across_seeds({str(s): scores[(model, s)] for s in seeds}) for model in models}
     if models == ["best"]:
         metrics = blocks["best"]
     else:
@@ -172,3 +186,18 @@ def evaluate_seeds(run_dir: Path, seeds: list[int], index_path: Path, orientatio
         metrics = {"method": first["method"], "area": first["area"], "seeds": first["seeds"], **blocks}
     write_text(metrics_path, json.dumps(metrics, indent=2) + "\n")
     return metrics
+
+
+@lru_cache(maxsize=2)
+def _test_split(index_path: Path, area: str, orientation_csv: Path, max_samples: int, seed: int) -> TestSplit:
+    """The test split, read once per process: every checkpoint a process scores shares its decoded images."""
+    return TestSplit.read(index_path, area, orientation_csv, max_samples, seed)
+
+
+def _score_seed(run_dir: Path, predictions_dir: Path, split_key: tuple, place: Placement, batch_size: int,
+                three_dof: bool, key: tuple[str, int]) -> dict:
+    """score() of one (model, seed) of a run: <predictions_dir>/seed<s>.csv, or <model>/seed<s>.csv."""
+    model, s = key
+    out = predictions_dir if model == "best" else predictions_dir / model
+    return score(seed_dir(run_dir, s) / f"{model}.pt", _test_split(*split_key), out / f"seed{s}.csv", place,
+                 batch_size, three_dof)

@@ -28,6 +28,7 @@ import copy
 import logging
 import time
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +46,7 @@ from geodistill.training.baseline import (RESUMABLE_ACROSS, load_checkpoint, loa
                                          validation_errors)
 from geodistill.training.checkpoint import DISTILLED_MODELS as MODELS, CheckpointError, Checkpointer, file_digest, seed_dir
 from geodistill.training.device import Placement, deterministic
+from geodistill.training.seeds import run_seeds
 from geodistill.training.step import memory_hint, optimizer_step, prepare, world_rows
 
 log = logging.getLogger(__name__)
@@ -178,6 +180,10 @@ def train_distill(index_path: Path, baselines: Path, out: Path, name: str, param
 
 def train_distill_seeds(index_path: Path, baselines: Path, run_dir: Path, name: str, params: Params) -> dict:
     """train_distill once per seed of report.seeds into <run_dir>/seed<s>/, each from the same
-    seed's baseline; returns seed -> result."""
-    return {seed: train_distill(index_path, baselines, seed_dir(run_dir, seed), name, params, seed)
-            for seed in params.report.seeds}
+    seed's baseline, train.parallel_seeds at a time (training/seeds.py); returns seed -> result."""
+    return run_seeds(partial(_distill_seed, index_path, baselines, run_dir, name, params), params.report.seeds,
+                     params.train)
+
+
+def _distill_seed(index_path: Path, baselines: Path, run_dir: Path, name: str, params: Params, seed: int) -> dict:
+    return train_distill(index_path, baselines, seed_dir(run_dir, seed), name, params, seed)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +40,7 @@ from geodistill.training.augment import augment_batch
 from geodistill.training.checkpoint import CheckpointError, Checkpointer, file_digest, seed_dir
 from geodistill.training.device import Placement, deterministic
 from geodistill.training.samples import LocalizationSamples
+from geodistill.training.seeds import run_seeds
 from geodistill.training.step import lr_schedule, memory_hint, optimizer_step, prepare, world_rows
 
 log = logging.getLogger(__name__)
@@ -219,9 +221,13 @@ def train_baseline(index_path: Path, out: Path, method: str, area: str, params: 
 
 
 def train_baseline_seeds(index_path: Path, run_dir: Path, method: str, area: str, params: Params) -> dict:
-    """train_baseline once per seed of report.seeds into <run_dir>/seed<s>/ (a seed finished
-    under the same params and code is not retrained: its last.pt has every epoch); returns
-    seed -> result."""
-    return {seed: train_baseline(index_path, seed_dir(run_dir, seed), method, area, params, seed)
-            for seed in params.report.seeds}
+    """train_baseline once per seed of report.seeds into <run_dir>/seed<s>/, train.parallel_seeds
+    at a time (training/seeds.py; a seed finished under the same params and code is not retrained:
+    its last.pt has every epoch); returns seed -> result."""
+    return run_seeds(partial(_train_seed, index_path, run_dir, method, area, params), params.report.seeds,
+                     params.train)
+
+
+def _train_seed(index_path: Path, run_dir: Path, method: str, area: str, params: Params, seed: int) -> dict:
+    return train_baseline(index_path, seed_dir(run_dir, seed), method, area, params, seed)
 

@@ -1,0 +1,51 @@
+"""Run the seeds of one run one after another, or several at once in separate processes.
+
+    results = run_seeds(train_one, [2023, 2024, 2025], params.train)   # seed -> train_one(seed)
+
+With `train.parallel_seeds` = k > 1, k seeds run at once, each in its own spawned process with
+`train.threads` torch threads (0: the machine's cores / k). Small CPU models use two cores far
+better as two one-thread processes than as one two-thread process, and every seed stays exactly
+reproducible: its numbers depend on its own thread count, never on which seeds run beside it.
+`fn` must be picklable (a module-level function, or a functools.partial of one).
+"""
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+from collections.abc import Callable, Hashable
+from concurrent.futures import ProcessPoolExecutor
+
+import torch
+
+from geodistill.config import TrainParams
+
+LOG_FORMAT = "%(asctime)s %(name)s: %(message)s"
+
+
+def worker_threads(t: TrainParams) -> int:
+    """torch threads of one seed's process."""
+    return t.threads or max(1, (os.cpu_count() or 1) // t.parallel_seeds)
+
+
+def _start_worker(threads: int) -> None:
+    torch.set_num_threads(threads)
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, datefmt="%H:%M:%S")
+
+
+def run_seeds(fn: Callable[[Hashable], dict], keys: list, t: TrainParams | None) -> dict:
+    """key -> fn(key) for each key (a seed, or a (model, seed) pair), in the order of `keys`,
+    train.parallel_seeds at a time (t None: in turn, in this process). An error in a worker is
+    raised here as it was raised there, once the keys already running have finished (no other
+    key starts)."""
+    workers = 1 if t is None else min(t.parallel_seeds, len(keys))
+    if workers <= 1:
+        return {key: fn(key) for key in keys}
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_start_worker, initargs=(worker_threads(t),)) as pool:
+        futures = {key: pool.submit(fn, key) for key in keys}
+        try:
+            return {key: future.result() for key, future in futures.items()}
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)        # the keys not started yet never start
+            raise
