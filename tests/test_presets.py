@@ -138,3 +138,14 @@ def test_a_vigor_layout_root_runs_through_evaluate_with_exact_ground_truth(tmp_p
     mpp = 0.111262                                                       # Chicago, corrected, at 640 px
     centre = np.hypot(table.gt_row - 320, table.gt_col - 320) * mpp
     assert metrics["tile_centre"]["mean_m"] == pytest.approx(centre.mean())
+
+
+def test_the_full_synthetic_preset_is_the_default_plus_the_runs_the_budget_leaves_out():
+    default = yaml.safe_load((REPO / "params.yaml").read_text())
+    full = yaml.safe_load((REPO / "configs" / "synthetic-full.yaml").read_text())
+    extra = {n: v for n, v in full["distill"]["variants"].items() if n not in default["distill"]["variants"]}
+    assert sorted(extra) == ["fov120_180-g2s_vgg-cross", "fov240_300-g2s_vgg-cross", "fov300_360-g2s_vgg-cross",
+                             "fov60_120-g2s_vgg-cross", "geodistill-ccvpe-same", "geodistill-g2s_dino-same"]
+    full["distill"]["variants"] = {n: v for n, v in full["distill"]["variants"].items() if n not in extra}
+    assert full == default                                        # every other value is the default's
+    load_params(REPO / "configs" / "synthetic-full.yaml")

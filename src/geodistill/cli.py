@@ -416,7 +416,7 @@ def download(dataset: str = typer.Argument(..., help="vigor or kitti (a dataset 
 
 @app.command()
 @_friendly
-def preset(name: str = typer.Argument(..., help="a preset of configs/ (vigor, synthetic-large, smoke)"),
+def preset(name: str = typer.Argument(..., help="a preset of configs/ (vigor, kitti, synthetic-full, synthetic-large, smoke)"),
            root: Path = typer.Option(None, help="the dataset root (sets data.root; e.g. /data/VIGOR)"),
            presets: Path = typer.Option(Path("configs"), help="folder of the presets"),
            out: Path = typer.Option(Path("params.yaml"), help="params file to write")):
