@@ -21,7 +21,8 @@ from geodistill.training.augment import mirror, rotate90
 def g2s_params(encoder, pano=(64, 32), sat=64, symmetric=False) -> G2SParams:
     return G2SParams(kind="g2s", encoder=encoder, pretrained=False, weights=None, pano_size=pano, sat_size=sat,
                      crop_fraction=0.4, margin_scale=10.0, symmetric_satellite=symmetric, epochs=1, batch_size=2,
-                     lr=1e-4, weight_decay=0.0, grad_clip=1.0, max_train_samples=0,
+                     lr=1e-4, lr_schedule="constant", warmup_fraction=0.0, weight_decay=0.0, grad_clip=1.0,
+                     max_train_samples=0,
                      augment=AugmentParams(mirror=False, rotate90=symmetric, permute_channels=False, gain=0.0))
 
 

@@ -53,7 +53,7 @@ def test_preset_writes_a_validated_params_file_with_the_root(tmp_path):
     assert "does not exist yet" in res.output
     res = CliRunner().invoke(app, ["preset", "nuscenes", "--presets", str(REPO / "configs"), "--out", str(out)])
     assert res.exit_code == 2 and "no preset 'nuscenes'" in res.output
-    assert "kitti, smoke, synthetic-large, vigor" in res.output
+    assert "kitti, smoke, synthetic-full, synthetic-large, vigor" in res.output
 
 
 def test_the_kitti_preset_holds_the_kitti_protocol():
