@@ -49,9 +49,7 @@ def _friendly(fn):
     """Turn known bad-input errors into a one-line message and exit code 2."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        from geodistill.data.bev import ImageError
-        from geodistill.data.vigor import FormatError
-        from geodistill.training.checkpoint import CheckpointError
+        from geodistill.errors import CheckpointError, FormatError, ImageError
         try:
             return fn(*args, **kwargs)
         except (ConfigError, UserError, FormatError, ImageError, CheckpointError, FileNotFoundError,
