@@ -1,6 +1,6 @@
 """Each dvc.yaml stage depends on exactly the source files it runs: the import closure of its
 command (geodistill/codedeps.py), checked for every stage DVC resolves on the default params and
-on the real-data presets.
+on the real-data presets (the download stage exists only there).
 
     .venv/bin/pytest -q tests/test_codedeps.py
 
@@ -71,6 +71,14 @@ def test_every_stage_lists_exactly_the_code_it_runs(resolved):
     params, stages = resolved
     problems = [line for stage, cmd, deps in stages for line in stage_problems(stage, cmd, deps, params)]
     assert not problems, "\n".join(problems)
+
+
+def test_the_real_data_presets_have_a_download_stage_and_the_default_has_none(resolved):
+    params, stages = resolved
+    names = {name for name, _, _ in stages}
+    assert ({f"download@{params.data.source}"} & names) == ({f"download@{params.data.source}"}
+                                                            if params.data.source != "synthetic" else set())
+    assert not [n for n in names if n.startswith("download") and n != f"download@{params.data.source}"]
 
 
 def test_a_file_missing_from_the_deps_is_named_with_its_stage(smoke_params):

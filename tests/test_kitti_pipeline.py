@@ -72,7 +72,7 @@ def make_kitti_project(folder):
     (root / "splits" / "test2_files.txt").write_text(f"{test2[0]} 0.0 0.0 0.0\n{test2[1]} 0.75 0.5 0.5\n")
 
     raw = yaml.safe_load((REPO / "configs" / "smoke.yaml").read_text())
-    raw["data"] = {"source": "kitti", "root": str(root), "generate": [], "check_totals": False}
+    raw["data"] |= {"source": "kitti", "root": str(root), "generate": [], "check_totals": False}
     raw["bev"]["camera_height_m"] = 1.65
     raw["runs"] = {name: r for name, r in raw["runs"].items() if r["method"] == "g2s_vgg"}
     raw["distill"]["variants"] = {"geodistill-g2s_vgg-cross": {"method": "g2s_vgg", "area": "cross",
