@@ -197,7 +197,7 @@ class CorrelateHead(Section):
 
 
 class OrientationParams(Section):
-    """Yaw from BEV + satellite (stage train-orientation), REFERENCE.md section 3."""
+    """Yaw from BEV + satellite (stage train-orientation), docs/paper-reference.md#orientation-network."""
 
     seed: int = Field(ge=0)
     areas: list[Literal["same", "cross"]] = Field(min_length=1, description="protocols to train and test")
@@ -276,7 +276,7 @@ class LocalizerParams(Section):
 
 
 class G2SParams(LocalizerParams):
-    """G2SWeakly (REFERENCE.md section 4): one encoder per view, ground features projected to the
+    """G2SWeakly (docs/paper-reference.md#g2sweakly): one encoder per view, ground features projected to the
     ground plane at the satellite features' metres per cell, weak soft-margin loss over the batch."""
 
     kind: Literal["g2s"]
@@ -296,7 +296,7 @@ class G2SParams(LocalizerParams):
 
 
 class CCVPEParams(LocalizerParams):
-    """CCVPE (REFERENCE.md section 4): orientation-aware ground descriptors matched on a satellite
+    """CCVPE (docs/paper-reference.md#ccvpe): orientation-aware ground descriptors matched on a satellite
     U-Net decoder; full supervision (heatmap, infoNCE, orientation)."""
 
     kind: Literal["ccvpe"]
