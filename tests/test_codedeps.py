@@ -9,6 +9,7 @@ prints the list to put under the stage's deps.
 """
 from __future__ import annotations
 
+import ast
 import shutil
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import pytest
 from dvc.repo import Repo
 
 from conftest import REPO
-from geodistill.codedeps import cli_commands, closure, stage_entry
+from geodistill.codedeps import _absolute, cli_commands, closure, stage_entry
 from geodistill.config import Params, load_params
 
 SRC = "src/geodistill"
@@ -122,3 +123,12 @@ def test_stage_entry_reads_the_command_from_the_cmd():
         stage_entry("geodistill nope --config params.yaml")
     with pytest.raises(ValueError, match="not a `geodistill <command>` cmd"):
         stage_entry("python stages/index.py")
+
+
+def test_relative_imports_resolve_against_the_importing_module():
+    def module_of(name: str, code: str) -> str:
+        return _absolute(name, ast.parse(code).body[0])
+    assert module_of("geodistill.data.download", "from .fetch import fetch") == "geodistill.data.fetch"
+    assert module_of("geodistill.data.download", "from ..io import atomic_file") == "geodistill.io"
+    assert module_of("geodistill.data", "from . import fetch") == "geodistill.data"      # in a package's __init__
+    assert module_of("geodistill.data.download", "from geodistill.config import read_yaml") == "geodistill.config"
