@@ -37,7 +37,7 @@ from geodistill.training.baseline import load_checkpoint, load_splits, predict, 
 
 REPO = Path(__file__).resolve().parents[1]
 VIGOR = {"setting": "VIGOR (published, G2SWeakly-VGG)", "cross_mean_m": 5.20, "cross_median_m": 1.44,
-         "same_mean_m": 4.81}          # REFERENCE.md section 8; the paper gives no recall at these thresholds
+         "same_mean_m": 4.81}          # docs/paper-reference.md#published-numbers; the paper gives no recall at these thresholds
 
 
 def override(raw: dict, dotted: dict) -> dict:

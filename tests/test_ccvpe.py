@@ -76,7 +76,7 @@ def test_infonce_target_sums_to_one_at_the_true_cell_and_orientation():
     t = infonce_target(gt, yaw, bins=8, cells=4, stride=16)               # (B, 8, 4, 4)
     torch.testing.assert_close(t.sum((1, 2, 3)), torch.ones(3))
     assert t[0, 1, 2, 0] == 1.0                                            # yaw 45 = bin 1 exactly
-    assert t[1, 7, 0, 3] == pytest.approx(1 - 35 / 45) and t[1, 0, 0, 3] == pytest.approx(35 / 45)
+    assert t[1, 7, 0, 3] == pytest.approx(1 - 35 / 45, rel=1e-5) and t[1, 0, 0, 3] == pytest.approx(35 / 45, rel=1e-5)
     assert t[2, 0, 1, 2] == 1.0                                            # (31.4, 32.6) -> cell (1, 2)
     assert (t > 0).sum() == 4
 
@@ -97,7 +97,7 @@ def test_gaussian_target_sums_to_one_and_peaks_at_the_centre():
     g = gaussian_target(torch.tensor([[3.0, 10.0], [0.0, 0.0]]), 16, 2.0)
     torch.testing.assert_close(g.sum((1, 2)), torch.ones(2))
     assert g[0].argmax() == 3 * 16 + 10 and g[1].argmax() == 0
-    assert g[0, 3, 8] == pytest.approx(g[0, 3, 12].item()) == pytest.approx(g[0, 5, 10].item())
+    assert g[0, 3, 8] == pytest.approx(g[0, 3, 12].item(), rel=1e-5) == pytest.approx(g[0, 5, 10].item(), rel=1e-5)
 
 
 def test_predict_reads_the_yaw_at_the_predicted_position(model, params, monkeypatch):

@@ -69,10 +69,10 @@ def test_the_loss_is_the_hand_computed_cross_entropy_on_a_3x3_map():
     log_p_s = student.numpy().ravel() / tau - np.log(np.exp(student.numpy().ravel() / tau).sum())
     expected = -(p_t * log_p_s).sum()
     loss = distill_loss([student], [teacher], SharpenedTarget(kind="sharpened", tau=tau))
-    assert loss.item() == pytest.approx(expected, rel=1e-6)
+    assert loss.item() == pytest.approx(expected, rel=1e-5)                # float32 on both sides
     two_levels = distill_loss([student, teacher], [teacher, teacher], RawTarget(kind="raw"))
     raw = lambda s, t: -(torch.softmax(t.flatten(), 0) * torch.log_softmax(s.flatten(), 0)).sum()
-    assert two_levels.item() == pytest.approx(((raw(student, teacher) + raw(teacher, teacher)) / 2).item(), rel=1e-6)
+    assert two_levels.item() == pytest.approx(((raw(student, teacher) + raw(teacher, teacher)) / 2).item(), rel=1e-5)
 
 
 def test_unimodal_target_is_a_gaussian_at_the_teachers_argmax():
@@ -81,7 +81,7 @@ def test_unimodal_target_is_a_gaussian_at_the_teachers_argmax():
     g = unimodal(scores, sigma_cells=1.0)
     torch.testing.assert_close(g.sum((1, 2, 3)), torch.ones(2))
     assert g[0, 2].argmax() == 1 * 5 + 3 and g[0, :2].sum() == 0 and g[1, 0].argmax() == 20
-    assert g[0, 2, 1, 2] / g[0, 2, 1, 3] == pytest.approx(np.exp(-0.5))
+    assert g[0, 2, 1, 2] / g[0, 2, 1, 3] == pytest.approx(np.exp(-0.5), rel=1e-5)   # float32
     p = teacher_distribution(scores, UnimodalTarget(kind="unimodal", sigma_cells=1.0, tau=0.1))
     torch.testing.assert_close(p, g.flatten(1))
 
@@ -97,7 +97,7 @@ def test_one_ema_update_is_exact_on_parameters_and_leaves_the_teachers_buffers()
     student(torch.randn(5, 3))                                            # moves the student's running stats
     ema_update(teacher, student, alpha=0.9)
     for (name, t), s in zip(teacher.named_parameters(), student.parameters()):
-        torch.testing.assert_close(t, 0.9 * before[name] + 0.1 * s, rtol=0, atol=1e-7)
+        torch.testing.assert_close(t, 0.9 * before[name] + 0.1 * s, rtol=1e-5, atol=1e-6)   # float32 rounding
     for name, b in teacher.named_buffers():
         assert torch.equal(b, before[name])
     assert not teacher.training and not any(q.requires_grad for q in teacher.parameters())

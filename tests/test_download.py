@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 import shutil
 import socket
 import stat
@@ -392,6 +393,19 @@ def test_extracting_a_second_archive_merges_into_the_root(tmp_path):
                           "B/panorama/y.jpg"]
 
 
+@pytest.mark.parametrize("kind", ["zip", "tar"])
+def test_a_truncated_archive_is_refused_and_nothing_is_extracted(tmp_path, kind):
+    many = {f"City/panorama/{i}.jpg": bytes(range(256)) * 40 for i in range(20)}
+    whole = (make_zip(tmp_path / "a.zip", many) if kind == "zip" else make_tar(tmp_path / "a.tar.gz", list(many.items())))
+    cut = tmp_path / f"cut{''.join(whole.suffixes)}"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size * 2 // 3])
+    root = tmp_path / "root"
+    root.mkdir()
+    with pytest.raises(ArchiveError, match="corrupt or truncated"):
+        extract(cut, root, ["City/panorama"])
+    assert tree(root) == []
+
+
 def test_not_an_archive_is_a_clear_error(tmp_path):
     (tmp_path / "x.zip").write_bytes(b"just text")
     with pytest.raises(ArchiveError, match="not a zip or tar"):
@@ -401,6 +415,7 @@ def test_not_an_archive_is_a_clear_error(tmp_path):
 # --- download_dataset and the CLI ----------------------------------------------------------------
 
 LABELS = b"pano,1.0,2.0,.jpg satellite_1.0_2.0.png 1.0 2.0\n"
+NOTES = b"made by the test\n"
 
 
 def write_manifest(path: Path, server: Server, label_pin: str | None, archive_sha: str | None) -> Path:
@@ -411,6 +426,7 @@ toy:
   obtain: toy data comes from the test
   github: {{repository: owner/repo, revision: null}}
   files:
+    notes/README.txt: {{url: "{server.url('/README.txt')}", git_blob: {git_blob_id(NOTES)}}}
     splits__corrected/City/labels.txt: {{url: "{server.url('/labels.txt')}", git_blob: {pin}}}
   archives:
     City: {{expect: [City/panorama], url: "{server.url('/City.zip')}", sha256: {sha}}}
@@ -424,6 +440,7 @@ toy:
 def toy(server, tmp_path):
     zip_bytes = make_zip(tmp_path / "City.zip", GOOD).read_bytes()
     server.files["/labels.txt"] = LABELS
+    server.files["/README.txt"] = NOTES
     server.files["/City.zip"] = zip_bytes
     local = make_zip(tmp_path / "Local.zip", {"Local/panorama/p.jpg": b"p"})
     manifest = write_manifest(tmp_path / "sources.yaml", server, git_blob_id(LABELS),
@@ -436,6 +453,7 @@ def test_download_dataset_fetches_extracts_and_stamps_then_does_nothing(server, 
     root = tmp_path / "data"
     result = download_dataset("toy", root, {"Local": str(local)}, manifest=manifest, **FAST)
     assert (root / "splits__corrected/City/labels.txt").read_bytes() == LABELS
+    assert (root / "notes/README.txt").read_bytes() == NOTES and not (root / ".download/incoming").exists()
     assert (root / "City/panorama/a,1.0,2.0,.jpg").read_bytes() == b"jpeg-a"
     assert (root / "Local/panorama/p.jpg").read_bytes() == b"p"
     assert result["Extra"].startswith("skipped")
@@ -473,16 +491,36 @@ def test_missing_and_unknown_sources_are_listed_together(server, tmp_path, toy):
     assert server.requests == [] and not (tmp_path / "data").exists()
 
 
-def test_the_packaged_manifest_loads_and_refuses_its_null_pins(tmp_path):
-    for name in ("vigor", "kitti"):
+def test_a_file_that_does_not_match_its_pin_is_refused_and_nothing_is_left_behind(server, tmp_path, toy):
+    manifest, local = toy
+    server.always_corrupt.add("/labels.txt")                          # README.txt is fine and comes first
+    root = tmp_path / "data"
+    with pytest.raises(DownloadError) as e:
+        download_dataset("toy", root, {"Local": str(local)}, manifest=manifest, **FAST)
+    assert str(e.value).startswith("splits__corrected/City/labels.txt: refused: ") and "git_blob mismatch" in str(e.value)
+    assert not root.exists()                                          # README.txt discarded too, folders removed
+    root.mkdir()
+    (root / "mine.txt").write_text("the user's")
+    with pytest.raises(DownloadError, match="labels.txt: refused"):
+        download_dataset("toy", root, {"Local": str(local)}, manifest=manifest, **FAST)
+    assert tree(root) == ["mine.txt"]                                 # a root that existed keeps what it had
+
+
+def test_the_packaged_manifest_pins_every_public_file_at_a_commit(tmp_path):
+    for name, repository, n in (("vigor", "tudelft-iv/SliceMatch", 12), ("kitti", "shiyujiao/HighlyAccurate", 3)):
         items, obtain = load_manifest(name)
-        assert items and obtain
+        files = [it for it in items if it.kind == "file"]
+        assert len(files) == n and obtain
+        for it in files:
+            assert it.unpinned is None and it.pin.kind == "git_blob", it.name
+            assert re.fullmatch(rf"https://raw\.githubusercontent\.com/{repository}/[0-9a-f]{{40}}/\S+", it.url), it.url
     names = {it.name for it in load_manifest("vigor")[0]}
     assert {"Chicago", "NewYork", "SanFrancisco", "Seattle"} <= names
     assert "splits__corrected/Chicago/pano_label_balanced__corrected.txt" in names
-    with pytest.raises(DownloadError, match="git_blob is null"):
+    with pytest.raises(DownloadError) as e:                           # refused before any request: no archives
         download_dataset("vigor", tmp_path / "vigor", {})
-    assert not (tmp_path / "vigor").exists()
+    assert "Chicago: no source (supplied by the user); pass --source Chicago=PATH_OR_URL" in str(e.value)
+    assert "null" not in str(e.value) and not (tmp_path / "vigor").exists()
 
 
 def test_parse_sources():

@@ -144,8 +144,9 @@ def test_pinhole_projection_exact_values_and_round_trip():
 def test_pinhole_bev_sees_only_the_ground_in_front_inside_the_image():
     map_x, map_y, seen = pinhole_bev_maps(64, 0.5, 1.65, K, 1024, 256)
     assert not seen[33:].any()                                   # rows south of the camera: behind it
-    assert seen[5, 32] and map_x[5, 32] == pytest.approx(512.0)   # straight ahead: the principal column
-    assert map_y[5, 32] == pytest.approx(128 + 500 * 1.65 / 13.5)   # row 5 of 64 at 0.5 m: 13.5 m ahead
+    assert seen[5, 32] and map_x[5, 32] == pytest.approx(512.0, rel=1e-5)   # straight ahead: the principal column
+    assert map_y[5, 32] == pytest.approx(128 + 500 * 1.65 / 13.5, rel=1e-5)   # row 5 of 64 at 0.5 m: 13.5 m ahead
+    #                                                               (the maps are float32, for cv2.remap)
     assert (map_x[~seen] == -1).all() and not map_x.flags.writeable
     with pytest.raises(ValueError, match="K must be a 3x3"):
         pinhole_bev_maps(64, 0.5, 1.65, np.eye(2), 1024, 256)

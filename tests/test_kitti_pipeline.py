@@ -72,7 +72,7 @@ def make_kitti_project(folder):
     (root / "splits" / "test2_files.txt").write_text(f"{test2[0]} 0.0 0.0 0.0\n{test2[1]} 0.75 0.5 0.5\n")
 
     raw = yaml.safe_load((REPO / "configs" / "smoke.yaml").read_text())
-    raw["data"] = {"source": "kitti", "root": str(root), "generate": [], "check_totals": False}
+    raw["data"] |= {"source": "kitti", "root": str(root), "generate": [], "check_totals": False}
     raw["bev"]["camera_height_m"] = 1.65
     raw["runs"] = {name: r for name, r in raw["runs"].items() if r["method"] == "g2s_vgg"}
     raw["distill"]["variants"] = {"geodistill-g2s_vgg-cross": {"method": "g2s_vgg", "area": "cross",
@@ -134,7 +134,7 @@ def test_kitti_index_to_evaluate(kitti, tmp_path):
         assert sat[i, round(r), round(c)].min() == 255, f"sample {i}: no camera dot at ({r:.1f}, {c:.1f})"
     cam = data.camera([0], roll_deg=[5.0])[0].numpy()          # half size: pixel centres kept, heading turned back
     np.testing.assert_allclose(cam, [72.5, 72.5, 127.5 / 2 - 0.5, 31.5 / 2 - 0.5, data.rows.yaw_deg[0] - 5.0],
-                               rtol=1e-6)
+                               rtol=1e-5)                      # a float32 tensor: float32 precision
     train = LocalizationSamples(table[(table.split == "train") & (table.area == "cross")], (128, 32), 64)
     north = (train.rows.lat - 49.0).to_numpy() * math.pi / 180 * 6371004.0
     batches = train.batches(2, seed=1, epoch=0)
@@ -167,8 +167,10 @@ def test_kitti_index_to_evaluate(kitti, tmp_path):
         np.testing.assert_allclose(np.hypot(pred.lateral_m, pred.longitudinal_m), pred.error_m, rtol=1e-6)
         lat, lon = lateral_longitudinal(pred[["pred_row", "pred_col"]].to_numpy(), pred[["gt_row", "gt_col"]].to_numpy(),
                                         test.yaw_deg.to_numpy(), test.mpp.to_numpy())
-        np.testing.assert_allclose(pred.lateral_m, lat)
-        assert m["2dof"]["lateral"]["mean_m"] == pytest.approx(lat.mean())
+        # pred_row and pred_col are float32 predictions, written to the CSV in float32's shortest form:
+        # recomputed from what the CSV holds, lateral_m agrees to float32 precision only (0.01 mm)
+        np.testing.assert_allclose(pred.lateral_m, lat, rtol=1e-5, atol=1e-5)
+        assert m["2dof"]["lateral"]["mean_m"] == pytest.approx(lat.mean(), rel=1e-5, abs=1e-5)
         assert m["3dof"]["longitudinal"]["n"] == 2 and (pred.yaw_residual_deg == 3.0).all()
 
 

@@ -1,4 +1,4 @@
-"""FoV occlusion of the student's panorama (distill/occlusion.py), REFERENCE.md §2."""
+"""FoV occlusion of the student's panorama (distill/occlusion.py), docs/paper-reference.md#geodistill."""
 from __future__ import annotations
 
 import numpy as np

@@ -15,10 +15,14 @@ import pandas as pd
 from conftest import REPO
 
 
+def dvc_env() -> dict:
+    """The environment a test runs DVC in: this interpreter's `geodistill` first on PATH."""
+    return dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+                DVC_NO_ANALYTICS="1")
+
+
 def _run(args, cwd):
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-               DVC_NO_ANALYTICS="1")
-    res = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=1800)
+    res = subprocess.run(args, cwd=cwd, env=dvc_env(), capture_output=True, text=True, timeout=1800)
     assert res.returncode == 0, f"{' '.join(args)} failed:\n{res.stdout}\n{res.stderr}"
     return res.stdout
 

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from conftest import REPO
 from geodistill.cli import app
 from geodistill.config import ConfigError, load_params, parse_params
-from test_pipeline import _run
+from test_pipeline import _run, dvc_env
 from vigor_fixture import N_TEST, N_TRAIN, make_vigor_root
 
 
@@ -50,7 +50,7 @@ def test_preset_writes_a_validated_params_file_with_the_root(tmp_path):
     assert res.exit_code == 0, res.output
     assert load_params(out).data.root == str(tmp_path / "VIGOR")
     assert "# VIGOR preset" in out.read_text()                        # comments kept
-    assert "does not exist yet" in res.output
+    assert "stage download@vigor fills" in res.output and "data.archives" in res.output
     res = CliRunner().invoke(app, ["preset", "nuscenes", "--presets", str(REPO / "configs"), "--out", str(out)])
     assert res.exit_code == 2 and "no preset 'nuscenes'" in res.output
     assert "kitti, smoke, synthetic-full, synthetic-large, vigor" in res.output
@@ -73,10 +73,14 @@ def test_the_kitti_preset_holds_the_kitti_protocol():
     ({"source": "vigor", "root": "data/world", "generate": []}, "pointing at your copy"),
     ({"source": "kitti", "root": "/data/KITTI", "generate": ["world"]}, "is read, not generated"),
     ({"source": "kitti", "root": "/data/KITTI", "generate": []}, "CCVPE reads equirectangular panoramas"),
+    ({"download": ["vigor"]}, r"the synthetic source needs .* and download: \[\]; got .* download: \['vigor'\]"),
+    ({"source": "vigor", "root": "/data/VIGOR", "generate": [], "download": ["kitti"]},
+     r"download must be \[vigor\] \(stage download@vigor fills root\) or \[\] .*, got \['kitti'\]"),
+    ({"archives": {"Chicago": "/d/Chicago.zip"}}, r"archives Chicago: nothing reads them \(download is \[\]\)"),
 ])
 def test_inconsistent_data_params_fail_before_any_work(data, message):
     raw = yaml.safe_load((REPO / "configs" / "smoke.yaml").read_text())
-    raw["data"] = {**data, "check_totals": True}
+    raw["data"] |= data
     with pytest.raises(ConfigError, match=message):
         parse_params(raw, "p.yaml")
 
@@ -89,7 +93,7 @@ def _vigor_project(tmp_path, check_totals: bool):
     shutil.copy(REPO / "dvc.yaml", project / "dvc.yaml")
     (project / "src").symlink_to(REPO / "src")
     raw = yaml.safe_load((REPO / "configs" / "smoke.yaml").read_text())
-    raw["data"] = {"source": "vigor", "root": str(fx.root), "generate": [], "check_totals": check_totals}
+    raw["data"] |= {"source": "vigor", "root": str(fx.root), "generate": [], "check_totals": check_totals}
     raw["index"].update(same_area_cities=["NewYork", "Seattle", "Chicago"], cross_area_train=["NewYork"],
                         cross_area_test=["Chicago"])
     (project / "params.yaml").write_text(yaml.safe_dump(raw))
@@ -109,7 +113,8 @@ def test_a_real_dataset_runs_verify_data_then_index_and_no_synth_stage(tmp_path)
 
 def test_an_incomplete_real_dataset_stops_the_pipeline_at_verify_data(tmp_path):
     project = _vigor_project(tmp_path, check_totals=True)
-    res = subprocess.run([sys.executable, "-m", "dvc", "repro", "index"], cwd=project, capture_output=True, text=True)
+    res = subprocess.run([sys.executable, "-m", "dvc", "repro", "index"], cwd=project, capture_output=True, text=True,
+                         env=dvc_env())
     assert res.returncode != 0
     assert "expected 52,605" in res.stdout + res.stderr
     assert not (project / "data" / "index.csv").exists()

@@ -142,7 +142,7 @@ def test_cli_verify_data(fx, tmp_path):
 def test_a_partial_vigor_root_falls_short_of_the_published_totals(fx):
     """The fixture has VIGOR's layout but three tiny cities: every published total is missed."""
     report = verify_root(fx.root, workers=1, totals=known_totals(fx.root))
-    source = "(VIGOR, REFERENCE.md section 5)"
+    source = "(VIGOR, docs/paper-reference.md#vigor)"
     assert report.problems == [
         f"same-area test: {3 * N_TEST:,} label lines in the test files of NewYork, Seattle, SanFrancisco, "
         f"Chicago, expected 52,605 {source} (SanFrancisco: no test label file)",

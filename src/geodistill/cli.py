@@ -13,7 +13,7 @@
     geodistill tables --config params.yaml --metrics reports/metrics --out reports/tables
     geodistill figures --config params.yaml --eval data/eval --runs data --out reports/figures
     geodistill bev --pano FILE.jpg --out FILE.png --size 512 --mpp 0.1 --camera-height 2
-    geodistill download vigor --root data/VIGOR --source Chicago=/data/Chicago.zip --source NewYork=...
+    geodistill download vigor --config params.yaml --root /data/VIGOR      # archives: params data.archives
 
 Invalid params fail before any work starts, with one line per problem naming the key.
 """
@@ -49,9 +49,7 @@ def _friendly(fn):
     """Turn known bad-input errors into a one-line message and exit code 2."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        from geodistill.data.bev import ImageError
-        from geodistill.data.vigor import FormatError
-        from geodistill.training.checkpoint import CheckpointError
+        from geodistill.errors import CheckpointError, FormatError, ImageError
         try:
             return fn(*args, **kwargs)
         except (ConfigError, UserError, FormatError, ImageError, CheckpointError, FileNotFoundError,
@@ -395,6 +393,8 @@ def figures(config: Path = ConfigOpt,
 @_friendly
 def download(dataset: str = typer.Argument(..., help="vigor or kitti (a dataset of sources.yaml)"),
              root: Path = typer.Option(..., help="dataset root to fill (created if missing)"),
+             config: Path = typer.Option(None, "--config", "-c", help="params file (stage download): the "
+                                         "archives are its data.archives, the sources file its data.manifest"),
              source: list[str] = typer.Option(None, "--source", help="NAME=PATH_OR_URL, repeatable: an archive "
                                                   "you obtained (e.g. Chicago=/data/Chicago.zip) or a local "
                                                   "copy of a pinned file (its path under the root as NAME)"),
@@ -405,8 +405,16 @@ def download(dataset: str = typer.Argument(..., help="vigor or kitti (a dataset 
     from geodistill.data.download import DownloadError, download_dataset, parse_sources
     if retries < 0:
         raise UserError(f"--retries must be >= 0, got {retries}")
+    sources, pass_as = {}, "pass --source {name}=PATH_OR_URL"
+    if config is not None:
+        data = _params(config).data
+        if data.source != dataset:
+            raise UserError(f"{config}: data.source is {data.source!r}, not {dataset!r}")
+        sources, manifest = dict(data.archives), manifest or data.manifest
+        pass_as = f"set data.archives.{{name}} in {config}"
     try:
-        result = download_dataset(dataset, root, parse_sources(source or []), manifest=manifest, retries=retries)
+        sources |= parse_sources(source or [])
+        result = download_dataset(dataset, root, sources, manifest=manifest, retries=retries, pass_as=pass_as)
     except (DownloadError, ArchiveError) as e:
         raise UserError(str(e)) from None
     for name, what in result.items():
@@ -442,9 +450,12 @@ def preset(name: str = typer.Argument(..., help="a preset of configs/ (vigor, ki
     write_text(out, text)
     typer.echo(f"{out} <- {source} (data.source {params.data.source}, data.root {params.data.root}); "
                "`dvc repro` now runs this preset; `git checkout params.yaml` goes back")
-    if params.data.source != "synthetic" and not Path(params.data.root).is_dir():
-        typer.echo(f"note: {params.data.root} does not exist yet: unpack the dataset there "
-                   f"(`geodistill download {params.data.source} --root {params.data.root} ...`)")
+    if params.data.download:
+        typer.echo(f"stage download@{params.data.source} fills {params.data.root} from the archives under "
+                   f"data.archives in {out}: set their paths first")
+    elif params.data.source != "synthetic" and not Path(params.data.root).is_dir():
+        typer.echo(f"note: {params.data.root} does not exist yet: unpack the dataset there, or set "
+                   f"data.download: [{params.data.source}] and data.archives in {out}")
 
 
 def main() -> None:  # pragma: no cover - console entry

@@ -197,7 +197,7 @@ class CorrelateHead(Section):
 
 
 class OrientationParams(Section):
-    """Yaw from BEV + satellite (stage train-orientation), REFERENCE.md section 3."""
+    """Yaw from BEV + satellite (stage train-orientation), docs/paper-reference.md#orientation-network."""
 
     seed: int = Field(ge=0)
     areas: list[Literal["same", "cross"]] = Field(min_length=1, description="protocols to train and test")
@@ -276,7 +276,7 @@ class LocalizerParams(Section):
 
 
 class G2SParams(LocalizerParams):
-    """G2SWeakly (REFERENCE.md section 4): one encoder per view, ground features projected to the
+    """G2SWeakly (docs/paper-reference.md#g2sweakly): one encoder per view, ground features projected to the
     ground plane at the satellite features' metres per cell, weak soft-margin loss over the batch."""
 
     kind: Literal["g2s"]
@@ -296,7 +296,7 @@ class G2SParams(LocalizerParams):
 
 
 class CCVPEParams(LocalizerParams):
-    """CCVPE (REFERENCE.md section 4): orientation-aware ground descriptors matched on a satellite
+    """CCVPE (docs/paper-reference.md#ccvpe): orientation-aware ground descriptors matched on a satellite
     U-Net decoder; full supervision (heatmap, infoNCE, orientation)."""
 
     kind: Literal["ccvpe"]
@@ -483,25 +483,43 @@ def _merge(base: dict, override: dict) -> dict:
 
 class DataParams(Section):
     """Which dataset the pipeline runs on. DVC cannot branch on a value, so `generate` names the
-    world(s) the `synth` stage generates: [world] for the synthetic source, [] for a real one."""
+    world(s) the `synth` stage generates ([world] for the synthetic source, [] for a real one) and
+    `download` the dataset the `download` stage fills `root` with ([vigor] or [kitti]; [] for the
+    synthetic source, or for a real root that already holds the whole dataset)."""
 
     source: Literal["synthetic", "vigor", "kitti"]
     root: str = Field(min_length=1, description="the dataset root every stage reads (synthetic: data/world, "
                                                 "written by synth@world; vigor or kitti: your copy, e.g. "
                                                 "/data/VIGOR)")
     generate: list[Literal["world"]] = Field(description="[world] for synthetic, [] for a real dataset")
+    download: list[Literal["vigor", "kitti"]] = Field(
+        max_length=1, description="[source]: stage download@<source> fills root from the pinned public files "
+                                  "and your archives; [] when nothing is downloaded")
+    archives: dict[Annotated[str, Field(min_length=1)], Annotated[str, Field(min_length=1)]] = Field(
+        description="stage download: NAME -> path of what you obtained by hand, by the names of "
+                    "src/geodistill/data/sources.yaml (an archive, e.g. Chicago: /downloads/Chicago.zip, or a "
+                    "local copy of a pinned file, by its path under the root)")
+    manifest: Annotated[str, Field(min_length=1)] | None = Field(
+        description="stage download: the sources file with the pins; null = the packaged "
+                    "src/geodistill/data/sources.yaml (another one only for tests)")
     check_totals: bool = Field(description="verify-data compares the label counts with the complete "
                                            "dataset's; false for a deliberately partial copy")
 
     @model_validator(mode="after")
     def _consistent(self) -> "DataParams":
-        if self.source == "synthetic" and (self.generate != ["world"] or self.root != "data/world"):
-            raise ValueError("the synthetic source needs generate: [world] and root: data/world (the output "
-                             f"of stage synth@world); got generate: {self.generate}, root: {self.root}")
+        if self.source == "synthetic" and (self.generate != ["world"] or self.root != "data/world" or self.download):
+            raise ValueError("the synthetic source needs generate: [world], root: data/world (the output of stage "
+                             f"synth@world) and download: []; got generate: {self.generate}, root: {self.root}, "
+                             f"download: {self.download}")
         if self.source != "synthetic" and (self.generate or self.root.startswith("data/world")):
             raise ValueError(f"source {self.source!r} is read, not generated: it needs generate: [] and root "
                              f"pointing at your copy of the dataset (got generate: {self.generate}, "
                              f"root: {self.root})")
+        if self.download not in ([], [self.source]):
+            raise ValueError(f"download must be [{self.source}] (stage download@{self.source} fills root) or "
+                             f"[] (root already holds the dataset), got {self.download}")
+        if self.archives and not self.download:
+            raise ValueError(f"archives {', '.join(self.archives)}: nothing reads them (download is [])")
         return self
 
 

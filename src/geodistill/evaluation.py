@@ -1,4 +1,4 @@
-"""Evaluate a localization run on its area's test split (REFERENCE.md section 7).
+"""Evaluate a localization run on its area's test split (docs/paper-reference.md#metrics).
 
     geodistill evaluate --config params.yaml --run data/baselines/g2s_vgg-cross --index data/index.csv \
         --orientation data/orientation/cross/test_predictions.csv \

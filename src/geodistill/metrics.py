@@ -1,4 +1,4 @@
-"""Evaluation metrics (REFERENCE.md §7)."""
+"""Evaluation metrics (docs/paper-reference.md#metrics)."""
 from __future__ import annotations
 
 import numpy as np

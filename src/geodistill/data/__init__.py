@@ -1,0 +1,1 @@
+"""Datasets: the synthetic world (synth/), VIGOR and KITTI readers, the sample table, BEV images, downloads."""

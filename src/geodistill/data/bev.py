@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from geodistill.errors import ImageError  # noqa: F401  (raised here, imported from here too)
 from geodistill.geometry import render_bev
 from geodistill.io import atomic_dir
 from geodistill.pinhole import render_pinhole_bev
@@ -23,10 +24,6 @@ from geodistill.parallel import fork_map
 
 _REDUCED = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
             8: cv2.IMREAD_REDUCED_COLOR_8}
-
-
-class ImageError(ValueError):
-    """An image that cannot be used; the message names the file."""
 
 
 def reduction_for(width: int, needed: int) -> int:

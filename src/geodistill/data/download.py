@@ -1,22 +1,28 @@
 """Obtain a real dataset into a root: fetch pinned files, verify, extract archives, stamp completion.
 
+    geodistill download vigor --config params.yaml --root /data/VIGOR     # stage download@vigor
     geodistill download vigor --root data/VIGOR --source Chicago=/data/Chicago.zip \
         --source NewYork=/data/NewYork.zip --source SanFrancisco=... --source Seattle=...
 
 What a dataset needs is data, not code: sources.yaml (next to this file) lists per dataset the
-single files (path under the root, source, pin) and the archives (the NAME a user passes with
-`--source NAME=PATH_OR_URL`, the paths they must hold). Everything is planned before any work:
-an unknown source name, a missing source or a pin that is still null is reported together, one
-line each. Then files already present with the right hash are kept, the rest fetched (fetch.py:
-resumable, verified, atomic), archives extracted safely (archives.py) with a stamp per archive
-in `<root>/.download/`, and `<root>/.download/<dataset>.complete.json` is written last.
+single files (path under the root, source, pin) and the archives (the NAME a user gives a path
+for, under params.yaml's data.archives or as `--source NAME=PATH_OR_URL`; the paths they must
+hold). Everything is planned before any work: an unknown source name, a missing source or a pin
+that is still null is reported together, one line each. Then files already present with the right
+hash are kept, the rest fetched (fetch.py: resumable, verified, atomic) into
+`<root>/.download/incoming/`, archives extracted safely (archives.py) with a stamp per archive in
+`<root>/.download/`, the fetched files moved into place, and `<root>/.download/<dataset>.complete.json`
+written last. A file that does not match its pin stops the run and every file the run fetched is
+discarded (with the folders it created, when empty): nothing unverified is ever left in the root.
 Local archives are used in place (never copied); downloaded ones are kept in `<root>/.download/`.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import shutil
 import tempfile
 import urllib.parse
 from dataclasses import dataclass
@@ -24,12 +30,14 @@ from pathlib import Path
 
 from geodistill.config import read_yaml
 from geodistill.data.archives import extract
-from geodistill.data.fetch import Checksum, DownloadError, fetch, file_digest, local_path, verify_file
+from geodistill.data.fetch import (Checksum, ChecksumError, DownloadError, fetch, file_digest, local_path,
+                                   verify_file)
 
 log = logging.getLogger(__name__)
 
 MANIFEST = Path(__file__).with_name("sources.yaml")
 STATE_DIR = ".download"
+INCOMING = "incoming"                     # under STATE_DIR: fetched files wait here until all are verified
 RAW_GITHUB = "https://raw.githubusercontent.com/{repository}/{revision}/{path}"
 PINS = ("sha256", "git_blob")
 FILE_KEYS = {"url", "github_path", *PINS}
@@ -87,14 +95,16 @@ def load_manifest(name: str, path: Path | None = None) -> tuple[list[Item], str]
 
 def download_dataset(name: str, root: Path, sources: dict[str, str] | None = None, *,
                      manifest: Path | None = None, retries: int = 5, backoff_s: float = 1.0,
-                     timeout_s: float = 60.0) -> dict[str, str]:
+                     timeout_s: float = 60.0, pass_as: str = "pass --source {name}=PATH_OR_URL") -> dict[str, str]:
     """Fill `root` with dataset `name`; returns {item name: what happened}. Raises DownloadError
-    (one line per problem, before any work) or ArchiveError."""
+    (one line per problem, before any work) or ArchiveError. `pass_as` tells the user how to give
+    a source for item {name} (the CLI's --source, or a params key)."""
     root, sources = Path(root), dict(sources or {})
     items, obtain = load_manifest(name, manifest)
     state = root / STATE_DIR
     unknown = sorted(set(sources) - {it.name for it in items})
-    problems = [f"unknown source name {n!r}; {name} takes: {', '.join(it.name for it in items)}" for n in unknown]
+    problems = [f"unknown source name {n!r} ({pass_as.format(name=n)}); {name} takes: "
+                f"{', '.join(it.name for it in items)}" for n in unknown]
     todo, result = [], {}
     for it in items:
         source = sources.get(it.name) or it.url
@@ -107,23 +117,32 @@ def download_dataset(name: str, root: Path, sources: dict[str, str] | None = Non
         elif it.kind == "file" and (root / it.name).is_file() and _matches(root / it.name, it.pin):
             result[it.name] = "present, verified"
         elif source is None:
-            problems.append(f"{it.name}: no source ({it.no_url}); pass --source {it.name}=PATH_OR_URL")
+            problems.append(f"{it.name}: no source ({it.no_url}); {pass_as.format(name=it.name)}")
         elif (problem := _source_problem(source)) is not None:
-            problems.append(f"{it.name}: {problem}")
+            problems.append(f"{it.name}: {problem} ({pass_as.format(name=it.name)})")
         else:
             todo.append((it, source))
     if problems:
         raise DownloadError("\n".join([f"cannot download {name} into {root}:"] + [f"  {p}" for p in problems]
                                       + ([f"  ({obtain})"] if obtain else [])))
+    made = [folder for folder in (root, state) if not folder.exists()]
     complete = state / f"{name}.complete.json"
     if todo:
         complete.unlink(missing_ok=True)
     for it, source in todo:
         try:
             result[it.name] = _obtain(it, source, root, state, retries, backoff_s, timeout_s)
+        except ChecksumError as e:
+            _discard(state / INCOMING, made)
+            raise DownloadError(f"{it.name}: refused: {e}; the files this run fetched are discarded") from None
         except DownloadError as e:
             raise DownloadError(f"{it.name}: {e}" + ("" if local_path(source) else
-                                f" (or pass a local copy: --source {it.name}=PATH)")) from None
+                                f" (or {pass_as.format(name=it.name)} with a local copy)")) from None
+    for it, _ in todo:                    # all verified and extracted: the fetched files take their places
+        if it.kind == "file":
+            (root / it.name).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(state / INCOMING / it.name, root / it.name)
+    shutil.rmtree(state / INCOMING, ignore_errors=True)
     _write_json(complete, {"dataset": name, "items": result,
                            "sources": {it.name: sources.get(it.name) or it.url for it in items}})
     return result
@@ -131,9 +150,11 @@ def download_dataset(name: str, root: Path, sources: dict[str, str] | None = Non
 
 def _obtain(it: Item, source: str, root: Path, state: Path, retries: int, backoff_s: float,
             timeout_s: float) -> str:
+    """One item: a file fetched and verified into `<state>/incoming/` (put in place once every
+    item is done), or an archive verified (when pinned) and extracted into `root`."""
     kw = dict(retries=retries, backoff_s=backoff_s, timeout_s=timeout_s, desc=it.name)
     if it.kind == "file":
-        fetch(source, root / it.name, it.pin, **kw)
+        fetch(source, state / INCOMING / it.name, it.pin, **kw)
         return f"fetched from {source}"
     local = local_path(source)
     if local is not None:
@@ -153,6 +174,15 @@ def _obtain(it: Item, source: str, root: Path, state: Path, retries: int, backof
     _write_json(stamp, {"source": _identity(source), "archive": str(archive),
                         "pin": str(it.pin) if it.pin else None, "members": members})
     return f"extracted {members} members from {source}"
+
+
+def _discard(incoming: Path, made: list[Path]) -> None:
+    """After a pin mismatch: drop every file fetched by this run, and the folders it created
+    when nothing else is in them."""
+    shutil.rmtree(incoming, ignore_errors=True)
+    for folder in reversed(made):
+        with contextlib.suppress(OSError):
+            folder.rmdir()
 
 
 def _source_problem(source: str) -> str | None:

@@ -1,6 +1,6 @@
 """Cross-view KITTI's on-disk format (HighlyAccurate / G2SWeakly layout): split lines, OXTS,
 calibration, satellite maps, and the alignment that puts the camera in the satellite crop.
-Facts: docs/kitti-reference.md (sections 1-5), REFERENCE.md section 6.
+Facts: docs/kitti-reference.md (sections 1-5), docs/paper-reference.md#cross-view-kitti.
 
     <root>/raw_data/<date>/calib_cam_to_cam.txt
     <root>/raw_data/<date>/<drive>/image_02/data/<frame>.png     left colour camera

@@ -76,7 +76,7 @@ def known_totals(root: Path) -> list[Total]:
         return [Total(f"{name} panoramas", (name,), "all", int(c["panoramas"]), "dataset.json")
                 for name, c in cities.items()]
     entries = yaml.safe_load((Path(__file__).with_name("totals.yaml")).read_text())["vigor"]
-    return [Total(e["what"], tuple(e["cities"]), e["file"], int(e["lines"]), "VIGOR, REFERENCE.md section 5")
+    return [Total(e["what"], tuple(e["cities"]), e["file"], int(e["lines"]), "VIGOR, docs/paper-reference.md#vigor")
             for e in entries]
 
 

@@ -16,6 +16,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from geodistill.errors import FormatError  # noqa: F401  (raised here, imported from here too)
+
 SPLIT_DIR = "splits__corrected"
 LABEL_FILES = {"train": "same_area_balanced_train__corrected.txt",
                "test": "same_area_balanced_test__corrected.txt"}
@@ -25,10 +27,6 @@ DATASET_JSON = "dataset.json"
 _NUM = r"-?\d+(?:\.\d+)?"
 PANO_RE = re.compile(rf"^(?P<id>[^,/]+),(?P<lat>{_NUM}),(?P<lon>{_NUM}),\.jpg$")
 SAT_RE = re.compile(rf"^satellite_(?P<lat>{_NUM})_(?P<lon>{_NUM})\.png$")
-
-
-class FormatError(ValueError):
-    """A label file or file name that is not in VIGOR's format; the message names file and line."""
 
 
 def pano_filename(pano_id: str, lat: float, lon: float) -> str:

@@ -1,4 +1,4 @@
-"""Occlusions of the student's panorama (GeoDistill, REFERENCE.md §2).
+"""Occlusions of the student's panorama (GeoDistill, docs/paper-reference.md#geodistill).
 
     rng = np.random.default_rng(seed)
     masks, draws = fov_batch(rng, batch=8, width=W)          # (B, W) 1 = kept, 0 = occluded

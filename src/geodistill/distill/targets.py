@@ -1,4 +1,4 @@
-"""What the student learns from the teacher (GeoDistill, REFERENCE.md section 2).
+"""What the student learns from the teacher (GeoDistill, docs/paper-reference.md#geodistill).
 
     loss = distill_loss(student.score_maps(occluded, sat, mpp, columns),
                         teacher.score_maps(pano, sat, mpp), p.target)      # p: a distill variant

@@ -1,5 +1,6 @@
-"""GeoDistill: fine-tune a trained baseline by teacher-student self-distillation (REFERENCE.md
-section 2), or, in `augment` mode, retrain it with the same occlusion as plain augmentation.
+"""GeoDistill: fine-tune a trained baseline by teacher-student self-distillation (its facts:
+docs/paper-reference.md#geodistill), or, in `augment` mode, retrain it with the same occlusion as
+plain augmentation.
 
     geodistill distill --config params.yaml --variant geodistill-g2s_vgg-cross \
         --index data/index.csv --baselines data/baselines --out data/distill/geodistill-g2s_vgg-cross

@@ -1,0 +1,1 @@
+"""Networks: timm backbones and decoders, the orientation network, G2SWeakly (g2s.py) and CCVPE (ccvpe.py)."""

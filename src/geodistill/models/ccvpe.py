@@ -1,4 +1,4 @@
-"""CCVPE (Xia et al., TPAMI 2023; REFERENCE.md section 4), compact but faithful in structure:
+"""CCVPE (Xia et al., TPAMI 2023; docs/paper-reference.md#ccvpe), compact but faithful in structure:
 fully supervised localization with orientation-aware ground descriptors.
 
     model = CCVPE(params.baselines["ccvpe"])

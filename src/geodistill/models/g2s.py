@@ -1,4 +1,4 @@
-"""G2SWeakly (Shi et al., ECCV 2024; REFERENCE.md section 4): weakly supervised localization by
+"""G2SWeakly (Shi et al., ECCV 2024; docs/paper-reference.md#g2sweakly): weakly supervised localization by
 correlating ground features projected onto the ground plane with satellite features.
 
     model = G2SWeakly(params.baselines["g2s_vgg"], camera_height_m=2.0)

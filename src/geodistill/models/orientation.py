@@ -1,4 +1,5 @@
-"""Orientation networks: yaw of a panorama from its BEV and the satellite image (REFERENCE.md §3).
+"""Orientation networks: yaw of a panorama from its BEV and the satellite image
+(docs/paper-reference.md#orientation-network).
 
 Both return one logit per angle bin and train with soft Gaussian labels over the bins:
 

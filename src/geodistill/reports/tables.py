@@ -9,7 +9,7 @@ Every number is the 2-DoF error (known orientation) in metres on the area's test
 from the `2dof` block the evaluate stage writes: the mean over the training seeds
 (report.seeds), each `X_std` column the seeds' standard deviation of X (NaN with one seed;
 Markdown and LaTeX print `X ± std` in one cell); `paper_*` columns hold the published numbers
-(published.yaml, REFERENCE.md section 8), NaN where the paper gives none; `*_change_pct` is
+(published.yaml, docs/paper-reference.md#published-numbers), NaN where the paper gives none; `*_change_pct` is
 100 (new - baseline) / baseline. Rows come from params (reports/runs.py). A table whose variants
 params does not configure is written empty, with its columns.
 

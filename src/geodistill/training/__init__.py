@@ -1,0 +1,1 @@
+"""Training loops: orientation, localization baselines (baseline.py), checkpoints, devices, batches."""

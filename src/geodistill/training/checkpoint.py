@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from geodistill.errors import CheckpointError  # noqa: F401  (raised here, imported from here too)
 from geodistill.io import atomic_file
 
 log = logging.getLogger(__name__)
@@ -27,10 +28,6 @@ log = logging.getLogger(__name__)
 # the models a distillation run keeps, each as <seed folder>/<model>.pt in the baseline checkpoint
 # format: the EMA teacher (the paper evaluates it) and the student (the authors' code evaluates it)
 DISTILLED_MODELS = ("teacher", "student")
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be used for what was asked (missing, or of another method)."""
 
 
 def params_hash(key: dict) -> str:
