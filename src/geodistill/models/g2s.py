@@ -155,8 +155,8 @@ def correlate(sat: torch.Tensor, bev: torch.Tensor, weight: torch.Tensor, all_pa
         sum(weight * t . sat) / (|t| * sqrt(sum(weight^2 |sat|^2))),
     so occluded (weight 0) cells take no part. Returns (B, P, P), P = A - c + 1, pairing sample
     i's BEV with satellite i, or (B_sat, B_ground, P, P) for all pairs (then sat may hold other
-    samples' tiles too: B_sat >= B_ground). The window sums run by convolution or by FFT,
-    whichever is cheaper at these sizes (models/correlation.py).
+    samples' tiles too: B_sat >= B_ground). The window sums run by convolution for small BEV
+    grids and by FFT for large ones (models/correlation.py).
     """
     B = bev.shape[0]
     t = weight * bev                                             # (B_ground, C, c, c)
