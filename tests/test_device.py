@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
@@ -21,7 +23,7 @@ from geodistill.distill.teacher_student import train_distill
 from geodistill.evaluation import evaluate
 from geodistill.models.localizer import Batch
 from geodistill.training import baseline
-from geodistill.training.device import Placement, resolve_device
+from geodistill.training.device import Placement, deterministic, resolve_device
 
 no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
@@ -111,3 +113,29 @@ def test_training_and_evaluation_run_on_cuda(smoke_world, smoke_params, tmp_path
     m = evaluate(tmp_path / "run" / "best.pt", smoke_world / "index.csv", orient, tmp_path / "pred.csv",
                  tmp_path / "m.json", Placement.of(params.train))
     assert math.isfinite(m["2dof"]["mean_m"]) and math.isfinite(m["3dof_own"]["mean_m"])
+
+
+def test_determinism_is_strict_on_cpu_and_warns_on_cuda():
+    """CUDA has no deterministic backward for grid_sample or bilinear interpolation (training/
+    device.py): there the mode only warns; on CPU it stays strict."""
+    before = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    try:
+        deterministic(torch.device("cuda"))               # sets flags only: no GPU needed
+        assert torch.are_deterministic_algorithms_enabled() and torch.is_deterministic_algorithms_warn_only_enabled()
+        deterministic(torch.device("cpu"))
+        assert torch.are_deterministic_algorithms_enabled() and not torch.is_deterministic_algorithms_warn_only_enabled()
+    finally:
+        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+
+
+def test_the_gpu_smoke_script_runs_its_path_on_cpu():
+    """benchmarks/gpu_smoke.py (what benchmarks/gpu_smoke.sh runs on a GPU) at the smoke preset's
+    sizes: bf16, channels_last, every method's training, distillation and prediction."""
+    res = subprocess.run([sys.executable, "benchmarks/gpu_smoke.py", "--config", "configs/smoke.yaml", "--device",
+                          "cpu", "--size", "params", "--batch", "2", "--steps", "1", "--predict-batch", "2"],
+                         cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stdout + res.stderr
+    out = json.loads(res.stdout.splitlines()[-1])
+    assert out["failed"] == [] and set(out["methods"]) == {"g2s_vgg", "g2s_dino", "ccvpe"}
+    assert all(math.isfinite(m["distill_loss"]) and m["peak_memory_gib"] > 0 for m in out["methods"].values())
+    assert subprocess.run(["bash", "-n", "benchmarks/gpu_smoke.sh"], cwd=REPO).returncode == 0

@@ -108,8 +108,8 @@ def train_distill(index_path: Path, baselines: Path, out: Path, name: str, param
                               f"params.yaml has now: retrain it first (dvc repro train-baseline@{v.method}-{v.area})")
     if t.threads:
         torch.set_num_threads(t.threads)
-    deterministic()
     place = Placement.of(t)
+    deterministic(place.device)
     world = distributed.join(place.device.type)
     splits = load_splits(index_path, v.area, p, name, t.max_val_samples, params.index.seed)
     val_shard = splits["val"].subset(world.shard(len(splits["val"])))

@@ -27,6 +27,7 @@ from torch import nn
 from geodistill.config import G2SParams, UnetEncoderParams
 from geodistill.distributed import gather_rows
 from geodistill.geometry import sample_bev
+from geodistill.models.correlation import window_sums
 from geodistill.models.decoders import DptEncoder, UnetEncoder
 from geodistill.models.localizer import Batch, Prediction, locate
 from geodistill.pinhole import sample_pinhole_bev
@@ -154,19 +155,18 @@ def correlate(sat: torch.Tensor, bev: torch.Tensor, weight: torch.Tensor, all_pa
         sum(weight * t . sat) / (|t| * sqrt(sum(weight^2 |sat|^2))),
     so occluded (weight 0) cells take no part. Returns (B, P, P), P = A - c + 1, pairing sample
     i's BEV with satellite i, or (B_sat, B_ground, P, P) for all pairs (then sat may hold other
-    samples' tiles too: B_sat >= B_ground).
+    samples' tiles too: B_sat >= B_ground). The window sums run by convolution for small BEV
+    grids and by FFT for large ones (models/correlation.py).
     """
-    B, C, A, _ = sat.shape
+    B = bev.shape[0]
     t = weight * bev                                             # (B_ground, C, c, c)
     t_norm = t.flatten(1).norm(dim=1).clamp_min(1e-8)            # (B_ground,)
     energy = sat.square().sum(dim=1, keepdim=True)               # (B_sat, 1, A, A)
+    num = window_sums(sat, weight * t, all_pairs)                # (B_sat, B_ground, P, P) or (B, P, P)
+    den = window_sums(energy, weight.square(), all_pairs)        # the same shape
     if all_pairs:
-        num = F.conv2d(sat, weight * t)                          # (B_sat, B_ground, P, P)
-        den = F.conv2d(energy, weight.square()).clamp_min(1e-8).sqrt() * t_norm.view(1, -1, 1, 1)
-        return num / den
-    num = F.conv2d(sat.reshape(1, B * C, A, A), weight * t, groups=B)          # (1, B, P, P)
-    den = F.conv2d(energy.reshape(1, B, A, A), weight.square(), groups=B)      # (1, B, P, P)
-    return (num / (den.clamp_min(1e-8).sqrt() * t_norm.view(1, B, 1, 1)))[0]
+        return num / (den.clamp_min(1e-8).sqrt() * t_norm.view(1, B, 1, 1))
+    return num / (den.clamp_min(1e-8).sqrt() * t_norm.view(B, 1, 1))
 
 
 def weak_loss(pair_maps: list[torch.Tensor], margin_scale: float, first: int = 0) -> torch.Tensor:

@@ -161,8 +161,8 @@ def train_baseline(index_path: Path, out: Path, method: str, area: str, params: 
     seed = params.report.seeds[0] if seed is None else seed
     if t.threads:
         torch.set_num_threads(t.threads)
-    deterministic()
     place = Placement.of(t)
+    deterministic(place.device)
     world = distributed.join(place.device.type)
     splits = load_splits(index_path, area, p, f"{method}-{area}", t.max_val_samples, params.index.seed)
     val_shard = splits["val"].subset(world.shard(len(splits["val"])))

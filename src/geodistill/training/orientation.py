@@ -234,7 +234,7 @@ def train_orientation(index_path: Path, bev_dir: Path, out: Path, metrics_path: 
     from geodistill.data.bev import load_bev
     if p.threads:
         torch.set_num_threads(p.threads)
-    deterministic()
+    deterministic(place.device)
     world = distributed.join(place.device.type)
     index = pd.read_csv(index_path)
     bev, bev_row = load_bev(bev_dir)
