@@ -484,6 +484,9 @@ def test_paired_bootstrap_intervals_are_exact_on_constructed_errors():
     assert se == pytest.approx(10 / np.sqrt(2), rel=0.05)       # the draws' changes: -10, 0, 0, +10 equally often
     assert detectable_change(se, 0.95, 0.8) == pytest.approx((1.959964 + 0.841621) * se, rel=1e-6)
     assert verdict(low, high, True) == "inconclusive" and verdict(5.0, 9.0, False) == "holds"
+    # the plateau check: inside the +-5% band, wholly outside it, or across its edge
+    assert verdict(-4.9, 4.9, 5.0) == "holds" and verdict(-4.0, 6.0, 5.0) == "inconclusive"
+    assert verdict(-9.0, -5.5, 5.0) == verdict(5.5, 9.0, 5.0) == "does not hold"
 
 
 def test_the_claims_table_compares_each_claim_on_the_same_samples(project):
@@ -501,6 +504,8 @@ def test_the_claims_table_compares_each_claim_on_the_same_samples(project):
         ("the sharpened target beats unimodal", "geodistill-g2s_vgg-cross", "unimodal-g2s_vgg-cross"),
         ("FoV as augmentation does not help", "augment-g2s_vgg-cross", "g2s_vgg-cross"),
         ("distillation beats FoV augmentation", "geodistill-g2s_vgg-cross", "augment-g2s_vgg-cross"),
+        ("the baseline is at a plateau: its extra epochs unoccluded change it by less than 5% (a control)",
+         "continue-g2s_vgg-cross", "g2s_vgg-cross"),
         ("GeoDistill beats the same extra epochs unoccluded (a control, not a paper claim)",
          "geodistill-g2s_vgg-cross", "continue-g2s_vgg-cross"),
         ("FoV as augmentation does not help", "augment-ccvpe-same", "ccvpe-same"),

@@ -378,6 +378,8 @@ class ReportParams(Section):
     bootstrap_seed: int = Field(ge=0)
     power: float = Field(gt=0, lt=1, description="the claims table's smallest detectable effect: the change the "
                                                  "comparison would find with this probability")
+    plateau_tolerance_pct: float = Field(gt=0, description="claims: the plateau check holds when the `continue` "
+                                                           "control's interval lies within +- this % of its baseline")
     distilled_model: Literal["teacher", "student"] = Field(
         description="the model of a distillation run the claims use: teacher (the paper evaluates the EMA "
                     "teacher) or student (the authors' code); the tables show both")

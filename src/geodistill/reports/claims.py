@@ -14,7 +14,11 @@ the test samples (the same for both). With one seed the interval holds test-samp
 Verdicts: a claim that the run is better holds when the whole interval is below 0, does not
 hold when it is above 0, else is inconclusive; the claim that FoV augmentation does not help
 holds when the interval is above 0 (augmentation significantly worse), does not hold when it is
-below 0 (it helps), else is inconclusive. Rows come from params as the other tables (runs.py).
+below 0 (it helps), else is inconclusive. The plateau check (a control, not a paper claim) asks
+whether the `continue` control, the baseline fine-tuned for GeoDistill's budget with nothing
+occluded, stays within report.plateau_tolerance_pct of its baseline: it holds when the whole
+interval lies inside the band, does not hold when it lies wholly outside it, else is
+inconclusive. Rows come from params as the other tables (runs.py).
 A distillation run stands for its report.distilled_model (the EMA teacher by default, as the
 paper evaluates it).
 
@@ -76,14 +80,20 @@ def detectable_change(standard_error: float, confidence: float, power: float) ->
     return (z(0.5 + confidence / 2) + z(power)) * standard_error
 
 
-def verdict(low: float, high: float, expect_better: bool) -> str:
-    if expect_better:
+def verdict(low: float, high: float, expect_better: bool | float) -> str:
+    """The verdict of an interval [low, high] (%) on a claim that the run is better (True), not
+    better (False), or within +-tolerance of its reference (a float: the tolerance in %)."""
+    if expect_better is True:
         return "holds" if high < 0 else "does not hold" if low > 0 else "inconclusive"
-    return "holds" if low > 0 else "does not hold" if high < 0 else "inconclusive"
+    if expect_better is False:
+        return "holds" if low > 0 else "does not hold" if high < 0 else "inconclusive"
+    band = float(expect_better)
+    return "holds" if -band < low and high < band else "does not hold" if high < -band or low > band else "inconclusive"
 
 
-def comparisons(params: Params) -> list[tuple[str, str, str, str, str, bool]]:
-    """(claim, method, area, run, reference, expect_better) for every comparison params configures."""
+def comparisons(params: Params) -> list[tuple[str, str, str, str, str, bool | float]]:
+    """(claim, method, area, run, reference, expectation) for every comparison params configures;
+    the expectation as `verdict` takes it."""
     rows = []
     for method, area in run_pairs(params):
         name, base = geodistill_variant(params, method, area), baseline_run(method, area)
@@ -103,6 +113,10 @@ def comparisons(params: Params) -> list[tuple[str, str, str, str, str, bool]]:
                 continue
             if v.occlusion == default:
                 rows.append(("FoV as augmentation does not help", method, area, run, base, False))
+            if nothing_occluded(v):
+                band = params.report.plateau_tolerance_pct
+                rows.append((f"the baseline is at a plateau: its extra epochs unoccluded change it by less than "
+                             f"{band:g}% (a control)", method, area, run, base, band))
             if name:
                 claim = ("GeoDistill beats the same extra epochs unoccluded (a control, not a paper claim)"
                          if nothing_occluded(v) else "distillation beats FoV augmentation")

@@ -80,7 +80,8 @@ TITLES = {
               "relative change (%) with a paired bootstrap interval over the training seeds and test samples "
               "(report.confidence), and the verdict that interval gives: a claim that run is better holds when "
               "the whole interval is below 0, does not hold when above, else is inconclusive; 'augmentation "
-              "does not help' holds when the interval is above 0. half_width_pct: half the interval; "
+              "does not help' holds when the interval is above 0; the plateau check holds when the whole "
+              "interval lies within +-report.plateau_tolerance_pct. half_width_pct: half the interval; "
               "detectable_change_pct: the smallest change the comparison finds with probability report.power. "
               "With one seed the interval holds test-sample noise only, not training noise (reports/claims.py)",
 }
