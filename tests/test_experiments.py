@@ -1,5 +1,6 @@
-"""The README's parallel-variants recipe, run for real on the smoke preset: queue two variants
-with `dvc exp run --queue -S ...`, run them at once with `dvc queue start -j 2`, apply one.
+"""The parallel-variants recipe of docs/reproducibility.md ("Variants in parallel"), run for real
+on the smoke preset: queue two variants with `dvc exp run --queue -S ...`, run them at once with
+`dvc queue start -j 2`, apply one.
 Slow (a git repo, a full smoke `dvc repro`, two queued experiments): `make test-full`."""
 from __future__ import annotations
 
