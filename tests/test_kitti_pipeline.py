@@ -172,6 +172,9 @@ def test_kitti_index_to_evaluate(kitti, tmp_path):
         np.testing.assert_allclose(pred.lateral_m, lat, rtol=1e-5, atol=1e-5)
         assert m["2dof"]["lateral"]["mean_m"] == pytest.approx(lat.mean(), rel=1e-5, abs=1e-5)
         assert m["3dof"]["longitudinal"]["n"] == 2 and (pred.yaw_residual_deg == 3.0).all()
+    m = evaluate(checkpoint, index, tmp_path / "orient.csv", tmp_path / "pred.csv", None, three_dof=False)
+    assert "3dof" not in m and m["2dof"]["lateral"]["n"] == 2       # known orientation only: still split
+    assert "lateral_m" in pd.read_csv(tmp_path / "pred.csv") and "lateral_3dof_m" not in pd.read_csv(tmp_path / "pred.csv")
 
 
 @pytest.mark.slow

@@ -120,26 +120,26 @@ def score(checkpoint: Path, split: TestSplit, predictions: Path, place: Placemen
     table = known.assign(error_centre_m=centre)
     metrics = {"method": state["method"], "area": area, "checkpoint_epoch": int(state["epoch"]) + 1,
                "2dof": localization_report(table, "error_m"), "tile_centre": localization_report(table, "error_centre_m")}
-    if not three_dof:
-        with atomic_file(predictions) as tmp:
-            table.to_csv(tmp, index=False)
-        return metrics
-    unknown = predict(model, data, batch_size, roll_deg=turns, place=place)
-    table = table.assign(error_3dof_m=unknown.error_m, pred_row_3dof=unknown.pred_row,
-                         pred_col_3dof=unknown.pred_col, yaw_residual_deg=turns)
-    metrics |= {"3dof": {**localization_report(table, "error_3dof_m"), "orientation": orient}, "headline_3dof": "3dof"}
-    if "pred_yaw_deg" in known:
-        own = predict(model, data, batch_size, roll_deg=true_yaw, place=place)
-        table = table.assign(error_3dof_own_m=own.error_m, true_yaw_deg=true_yaw, pred_yaw_own_deg=own.pred_yaw_deg)
-        metrics["3dof_own"] = {**localization_report(table, "error_3dof_own_m"),
-                               "orientation": orientation_metrics(own.pred_yaw_deg, true_yaw)}
-        if p.get("orientation_source") == "own":
-            metrics["headline_3dof"] = "3dof_own"
+    if three_dof:
+        unknown = predict(model, data, batch_size, roll_deg=turns, place=place)
+        table = table.assign(error_3dof_m=unknown.error_m, pred_row_3dof=unknown.pred_row,
+                             pred_col_3dof=unknown.pred_col, yaw_residual_deg=turns)
+        metrics |= {"3dof": {**localization_report(table, "error_3dof_m"), "orientation": orient},
+                    "headline_3dof": "3dof"}
+        if "pred_yaw_deg" in known:
+            own = predict(model, data, batch_size, roll_deg=true_yaw, place=place)
+            table = table.assign(error_3dof_own_m=own.error_m, true_yaw_deg=true_yaw,
+                                 pred_yaw_own_deg=own.pred_yaw_deg)
+            metrics["3dof_own"] = {**localization_report(table, "error_3dof_own_m"),
+                                   "orientation": orientation_metrics(own.pred_yaw_deg, true_yaw)}
+            if p.get("orientation_source") == "own":
+                metrics["headline_3dof"] = "3dof_own"
     if data.pinhole:
-        for block, (row, col) in (("2dof", ("pred_row", "pred_col")), ("3dof", ("pred_row_3dof", "pred_col_3dof"))):
-            lateral, longitudinal = lateral_longitudinal(table[[row, col]].to_numpy(), table[["gt_row", "gt_col"]],
-                                                         test.yaw_deg, test.mpp)
-            suffix = "" if block == "2dof" else "_3dof"
+        for block, suffix in (("2dof", ""), ("3dof", "_3dof")):
+            if block not in metrics:                                   # 3dof: only when three_dof
+                continue
+            pred = table[[f"pred_row{suffix}", f"pred_col{suffix}"]].to_numpy()
+            lateral, longitudinal = lateral_longitudinal(pred, table[["gt_row", "gt_col"]], test.yaw_deg, test.mpp)
             table = table.assign(**{f"lateral{suffix}_m": lateral, f"longitudinal{suffix}_m": longitudinal})
             metrics[block] |= {"lateral": localization_metrics(lateral), "longitudinal": localization_metrics(longitudinal)}
     with atomic_file(predictions) as tmp:
