@@ -10,6 +10,13 @@ from geodistill.config import Params, load_params
 from geodistill.training.checkpoint import Checkpointer
 
 REPO = Path(__file__).resolve().parents[1]
+CODE = ("src", "stages")                     # what the stages' code deps in dvc.yaml name
+
+
+def link_code(project: Path) -> None:
+    """Make a scratch DVC project run this checkout's code: its stages depend on the source files."""
+    for folder in CODE:
+        (Path(project) / folder).symlink_to(REPO / folder)
 
 
 @pytest.fixture(scope="session")

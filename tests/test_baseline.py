@@ -10,7 +10,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from geodistill.cli import app
+from stages.cli import app
 from geodistill.config import ConfigError, parse_params
 from geodistill.data.bev import ImageError
 from geodistill.data.index import build_index, write_index
@@ -151,7 +151,7 @@ def test_evaluate_and_localize(smoke_run, tmp_path, method):
     np.testing.assert_allclose(kept.error_m, whole.error_m, rtol=1e-5, atol=1e-6)
 
     orient.iloc[1:].to_csv(tmp_path / "short.csv", index=False)
-    with pytest.raises(ValueError, match="no yaw prediction for 1 test panoramas"):
+    with pytest.raises(ValueError, match="no yaw prediction for 1 of the"):
         evaluate(tmp_path / "run" / "best.pt", root / "index.csv", tmp_path / "short.csv",
                  tmp_path / "p2.csv", tmp_path / "m2.json")
 

@@ -4,20 +4,21 @@ on the real-data presets (the download stage exists only there).
 
     .venv/bin/pytest -q tests/test_codedeps.py
 
-A failure names the stage and the file; `python -m geodistill.codedeps "geodistill <command>"`
+A failure names the stage and the file; `python -m geodistill.codedeps "python -m stages.<stage>"`
 prints the list to put under the stage's deps.
 """
 from __future__ import annotations
 
 import ast
+import importlib
 import shutil
 from pathlib import Path
 
 import pytest
 from dvc.repo import Repo
 
-from conftest import REPO
-from geodistill.codedeps import _absolute, cli_commands, closure, stage_entry
+from conftest import REPO, link_code
+from geodistill.codedeps import _absolute, closure, stage_entry
 from geodistill.config import Params, load_params
 
 SRC = "src/geodistill"
@@ -40,7 +41,7 @@ def skipped_models(stage: str, params: Params) -> frozenset[str]:
 def listed_sources(deps: list[str]) -> set[str]:
     """The package files a stage's deps name, a folder standing for every file under it."""
     out = set()
-    for dep in (d for d in deps if d.startswith(SRC + "/") or d == SRC):
+    for dep in (d for d in deps if d.split("/")[0] in ("src", "stages")):
         path = REPO / dep
         files = [p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts] if path.is_dir() else [path]
         out |= {p.relative_to(REPO).as_posix() for p in files}
@@ -73,7 +74,7 @@ def resolved(request, tmp_path_factory):
     project = tmp_path_factory.mktemp("project")
     shutil.copy(REPO / "dvc.yaml", project / "dvc.yaml")
     shutil.copy(REPO / request.param, project / "params.yaml")
-    (project / "src").symlink_to(REPO / "src")
+    link_code(project)
     Repo.init(str(project), no_scm=True)
     with Repo(str(project)) as repo:
         stages = [(s.name, s.cmd, [d.def_path for d in s.deps]) for s in repo.index.stages]
@@ -95,7 +96,7 @@ def test_the_real_data_presets_have_a_download_stage_and_the_default_has_none(re
 
 
 def test_a_file_missing_from_the_deps_is_named_with_its_stage(smoke_params):
-    cmd = "geodistill verify-data --config params.yaml --root data/world"
+    cmd = "python -m stages.verify_data --config params.yaml --root data/world"
     deps = [p.relative_to(REPO).as_posix() for p in closure(stage_entry(cmd))]
     assert stage_problems("verify-data", cmd, deps, smoke_params) == []
     dropped = [d for d in deps if d != f"{SRC}/data/totals.yaml"]
@@ -106,7 +107,7 @@ def test_a_file_missing_from_the_deps_is_named_with_its_stage(smoke_params):
 
 
 def files(entry: str, skip=frozenset()) -> set[str]:
-    return {p.relative_to(REPO / SRC).as_posix() for p in closure(entry, skip)}
+    return {p.relative_to(REPO).as_posix().removeprefix(SRC + "/") for p in closure(entry, skip)}
 
 
 def test_closure_follows_imports_inside_functions_and_packages_and_finds_data_files():
@@ -120,21 +121,33 @@ def test_closure_follows_imports_inside_functions_and_packages_and_finds_data_fi
     assert "reports/published.yaml" in files("geodistill.reports.tables")
 
 
-def test_a_command_reaches_its_own_imports_and_helpers_not_the_other_commands():
-    tables = files("geodistill.cli:tables")
-    assert {"reports/tables.py", "reports/claims.py", "config.py", "errors.py"} <= tables   # claims: inside an if
-    assert "cli.py" not in tables and not {f for f in tables if f.startswith(("models/", "training/", "data/"))}
-    train = files("geodistill.cli:train_baseline_stage")
-    assert {"training/baseline.py", "training/device.py", "distributed.py"} <= train       # via _placement, _data_parallel
+def test_a_stage_module_reaches_its_own_imports_and_not_the_other_stages():
+    tables = files("stages.tables")
+    assert {"stages/tables.py", "stages/common.py", "stages/__init__.py", "reports/tables.py", "reports/claims.py",
+            "config.py", "errors.py"} <= tables
+    assert not {f for f in tables if f.startswith(("models/", "training/", "data/", "stages/train"))}
+    train = files("stages.train_baseline")
+    assert {"stages/train_baseline.py", "training/baseline.py", "training/device.py", "distributed.py"} <= train
+    assert "stages/cli.py" not in train and "stages/distill.py" not in train
 
 
-def test_stage_entry_reads_the_command_from_the_cmd():
-    assert cli_commands()["verify-data"] == "verify_data" and cli_commands()["index"] == "index"
-    assert stage_entry("geodistill render-bev --config params.yaml") == "geodistill.cli:render_bev_stage"
-    with pytest.raises(ValueError, match="no command 'nope'"):
-        stage_entry("geodistill nope --config params.yaml")
-    with pytest.raises(ValueError, match="not a `geodistill <command>` cmd"):
-        stage_entry("python stages/index.py")
+def test_stage_entry_reads_the_module_from_the_cmd():
+    assert stage_entry("python -m stages.render_bev --config params.yaml") == "stages.render_bev"
+    with pytest.raises(ValueError, match="no module stages.nope"):
+        stage_entry("python -m stages.nope --config params.yaml")
+    with pytest.raises(ValueError, match="not a `python -m stages.<stage>` cmd"):
+        stage_entry("geodistill index --config params.yaml")
+
+
+def test_every_stage_module_is_a_geodistill_command_of_the_same_name():
+    """One definition per stage: dvc.yaml's `python -m stages.<module>` and `geodistill <stage>`
+    run the same function."""
+    from stages import cli
+    modules = {p.stem for p in (REPO / "stages").glob("*.py")} - {"__init__", "common", "cli", "tools"}
+    assert {name.replace("-", "_") for name in cli.STAGES} == modules
+    for name, command in cli.STAGES.items():
+        module = importlib.import_module(f"stages.{name.replace('-', '_')}")
+        assert getattr(module, name.replace("-", "_")) is command
 
 
 def test_relative_imports_resolve_against_the_importing_module():

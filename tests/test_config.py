@@ -7,7 +7,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from geodistill.cli import app
+from stages.cli import app
 from geodistill.config import ConfigError, load_params, parse_params
 
 from conftest import REPO

@@ -15,7 +15,7 @@ import yaml
 from typer.testing import CliRunner
 
 from conftest import REPO
-from geodistill.cli import app
+from stages.cli import app
 from geodistill.config import ConfigError
 from geodistill.data.index import build_index, write_index
 from geodistill.data.synth.writer import write_world

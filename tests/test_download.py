@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from geodistill.cli import app
+from stages.cli import app
 from geodistill.data import fetch as fetch_module
 from geodistill.data.archives import ArchiveError, UnsafeArchiveError, extract
 from geodistill.data.download import DownloadError, download_dataset, load_manifest, parse_sources

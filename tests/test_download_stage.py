@@ -15,8 +15,8 @@ from pathlib import Path
 import yaml
 from typer.testing import CliRunner
 
-from conftest import REPO
-from geodistill.cli import app
+from conftest import REPO, link_code
+from stages.cli import app
 from geodistill.data.fetch import git_blob_id
 from test_download import server  # noqa: F401  (the local HTTP server fixture)
 from test_pipeline import _run, dvc_env
@@ -53,7 +53,7 @@ def vigor_project(tmp_path: Path, root: Path, manifest: Path, archives: dict[str
     project = tmp_path / "project"
     project.mkdir()
     (project / "dvc.yaml").write_text((REPO / "dvc.yaml").read_text())
-    (project / "src").symlink_to(REPO / "src")
+    link_code(project)
     res = CliRunner().invoke(app, ["preset", "vigor", "--root", str(root), "--presets", str(REPO / "configs"),
                                    "--out", str(project / "params.yaml")])
     assert res.exit_code == 0 and "set their paths first" in res.output, res.output

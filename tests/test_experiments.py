@@ -10,7 +10,7 @@ import time
 import pytest
 import yaml
 
-from conftest import REPO
+from conftest import REPO, link_code
 from test_pipeline import _run
 
 pytestmark = pytest.mark.slow
@@ -20,7 +20,7 @@ TAU = "++distill.variants.geodistill-g2s_vgg-cross.target.tau"
 def test_queued_variants_run_in_parallel_and_apply(tmp_path):
     shutil.copy(REPO / "dvc.yaml", tmp_path / "dvc.yaml")
     shutil.copy(REPO / "configs" / "smoke.yaml", tmp_path / "params.yaml")
-    (tmp_path / "src").symlink_to(REPO / "src")
+    link_code(tmp_path)
     dvc = ["dvc"]
     for command in (["git", "init", "-q"], ["git", "config", "user.email", "ci@example.org"],
                     ["git", "config", "user.name", "ci"], dvc + ["init", "-q"], dvc + ["repro", "-q"],

@@ -8,7 +8,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-import geodistill.cli
+import stages.cli
 from geodistill.config import IndexParams
 from geodistill.data.index import COLUMNS, build_index, summarize, write_index
 from geodistill.data.vigor import FormatError
@@ -218,7 +218,7 @@ def _params_file(tmp_path: Path) -> Path:
 
 def test_cli_index(fx, tmp_path):
     out = tmp_path / "data" / "index.csv"
-    res = CliRunner().invoke(geodistill.cli.app, ["index", "--config", str(_params_file(tmp_path)),
+    res = CliRunner().invoke(stages.cli.app, ["index", "--config", str(_params_file(tmp_path)),
                                                   "--root", str(fx.root), "--out", str(out)])
     assert res.exit_code == 0, res.output
     table = pd.read_csv(out)
@@ -227,7 +227,7 @@ def test_cli_index(fx, tmp_path):
 
 
 def test_cli_index_missing_root(tmp_path):
-    res = CliRunner().invoke(geodistill.cli.app, ["index", "--config", str(_params_file(tmp_path)),
+    res = CliRunner().invoke(stages.cli.app, ["index", "--config", str(_params_file(tmp_path)),
                                                   "--root", str(tmp_path / "nowhere"),
                                                   "--out", str(tmp_path / "i.csv")])
     assert res.exit_code == 2

@@ -155,7 +155,7 @@ def test_pinhole_bev_sees_only_the_ground_in_front_inside_the_image():
 def test_verify_data_names_a_missing_and_a_truncated_kitti_file(kitti_root):
     from typer.testing import CliRunner
 
-    from geodistill.cli import app
+    from stages.cli import app
     from geodistill.data.kitti_verify import verify_kitti_root
     (kitti_root / "splits" / "test2_files.txt").write_text(f"{FRAME} 0.1 0.2 0.3\n")
     report = verify_kitti_root(kitti_root, workers=1, totals=False)

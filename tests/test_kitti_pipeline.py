@@ -16,12 +16,12 @@ import torch
 import yaml
 from typer.testing import CliRunner
 
-from geodistill.cli import app
+from stages.cli import app
 from geodistill.config import ConfigError, load_params, parse_params
 from geodistill.data.kitti import CAMERA_GPS_SHIFT_M, KITTI_MPP, camera_pixel, frame_files, lateral_longitudinal
 from geodistill.pinhole import pinhole_bev_maps, render_pinhole_bev, sample_pinhole_bev
 from geodistill.training.samples import KITTI_BATCH_DISTANCE_M, LocalizationSamples
-from conftest import REPO
+from conftest import REPO, link_code
 from test_pipeline import _run
 
 W, H, RAW = 256, 64, 640                      # stored image and raw satellite map sizes of the fixture
@@ -183,7 +183,7 @@ def test_dvc_repro_runs_the_whole_pipeline_on_a_kitti_root(tmp_path):
     orientation -> g2s_vgg -> GeoDistill -> evaluate -> tables and figures (~1 min)."""
     root, _ = make_kitti_project(tmp_path)
     shutil.copy(REPO / "dvc.yaml", tmp_path / "dvc.yaml")
-    (tmp_path / "src").symlink_to(REPO / "src")
+    link_code(tmp_path)
     _run([sys.executable, "-m", "dvc", "init", "--no-scm", "-q"], tmp_path)
     _run([sys.executable, "-m", "dvc", "repro"], tmp_path)
     assert "present and decodable" in (tmp_path / "reports" / "verify-data.txt").read_text()

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from conftest import REPO
+from conftest import REPO, link_code
 
 
 def dvc_env() -> dict:
@@ -30,9 +30,10 @@ def _run(args, cwd):
 def test_dvc_repro_smoke(tmp_path):
     shutil.copy(REPO / "dvc.yaml", tmp_path / "dvc.yaml")
     shutil.copy(REPO / "configs" / "smoke.yaml", tmp_path / "params.yaml")
-    (tmp_path / "src").symlink_to(REPO / "src")                  # stages depend on their source files
+    link_code(tmp_path)                                          # stages depend on their source files
     dvc = [sys.executable, "-m", "dvc"]
     _run(dvc + ["init", "--no-scm", "-q"], tmp_path)
+    shutil.copytree(REPO / ".dvc" / "plots", tmp_path / ".dvc" / "plots")     # the training-curve template
     _run(dvc + ["repro"], tmp_path)
 
     table = pd.read_csv(tmp_path / "data" / "index.csv")
@@ -41,14 +42,20 @@ def test_dvc_repro_smoke(tmp_path):
     assert (tmp_path / "dvc.lock").is_file()
     bev = np.load(tmp_path / "data" / "bev" / "bev.npy", mmap_mode="r")
     assert bev.shape[0] == table.pano_path.nunique()
-    metrics = json.loads((tmp_path / "reports" / "metrics" / "orientation.json").read_text())
+    metrics = json.loads((tmp_path / "reports" / "results" / "orientation.json").read_text())
     assert set(metrics) == {"same", "cross"} and all(0 <= m["mean_deg"] <= 180 for m in metrics.values())
+    headline = json.loads((tmp_path / "reports" / "metrics" / "orientation.json").read_text())
+    assert headline == {a: {k: round(metrics[a][k], 3) for k in ("mean_deg", "median_deg")} for a in metrics}
     runs = {f"{m}-{a}": "baselines" for m in ("g2s_vgg", "g2s_dino", "ccvpe") for a in ("same", "cross")}
     runs |= {"geodistill-g2s_vgg-cross": "distill", "augment-ccvpe-same": "distill"}
     seeds = [2023, 2024]                                           # smoke.yaml report.seeds
     for run, folder in runs.items():
-        m = json.loads((tmp_path / "reports" / "metrics" / f"{run}.json").read_text())
+        m = json.loads((tmp_path / "reports" / "results" / f"{run}.json").read_text())
         models = ["best"] if folder == "baselines" else ["teacher", "student"]     # a distill run keeps both
+        headline = json.loads((tmp_path / "reports" / "metrics" / f"{run}.json").read_text())
+        shown = (m if folder == "baselines" else m["teacher"])["2dof"]          # smoke: report.distilled_model teacher
+        assert headline == {"mean_m": round(shown["mean_m"], 4), "median_m": round(shown["median_m"], 4),
+                            "within_1m": round(shown["within_1_m"], 4)}
         for model in models:
             block = m if model == "best" else m[model]
             assert {"2dof", "3dof", "tile_centre"} <= set(block) and block["2dof"]["n"] == block["tile_centre"]["n"] > 0
@@ -57,14 +64,22 @@ def test_dvc_repro_smoke(tmp_path):
             csvs = tmp_path / "data" / "eval" / run / ("" if model == "best" else model)
             assert all((csvs / f"seed{s}.csv").is_file() for s in seeds)
     _check_reports(tmp_path)
-    shown = _run(dvc + ["metrics", "show"], tmp_path)
-    assert "orientation.json" in shown and "geodistill-g2s_vgg-cross.json" in shown
-    plots = json.loads(_run(dvc + ["plots", "show", "--json"], tmp_path))     # training curves, one per run
+    shown = json.loads(_run(dvc + ["metrics", "show", "--json"], tmp_path))   # headlines only
+    files = {Path(f).name: d["data"] for f, d in next(iter(shown.values()))["data"].items()}
+    assert set(files) == {"orientation.json", "summary.json"} | {f"{run}.json" for run in runs} | {
+        "fov60_120-g2s_vgg-cross.json"}
+    assert set(files["g2s_vgg-cross.json"]) == {"mean_m", "median_m", "within_1m"}
+    summary = files["summary.json"]
+    assert summary["claims"]["geodistill-g2s_vgg-cross_vs_g2s_vgg-cross"]["verdict"] in {
+        "holds", "does not hold", "inconclusive"}
+    assert summary["main_mean_m"]["geodistill-g2s_vgg-cross/teacher"] == files["geodistill-g2s_vgg-cross.json"]["mean_m"]
+    plots = json.loads(_run(dvc + ["plots", "show", "--json"], tmp_path))
     assert not plots.get("errors")
-    curves = set(runs) - {"geodistill-g2s_vgg-cross", "augment-ccvpe-same"} | {
-        f"{v}-{m}" for v in ("geodistill-g2s_vgg-cross", "augment-ccvpe-same", "fov60_120-g2s_vgg-cross")
-        for m in ("student", "teacher")}
-    assert {Path(p).stem for p in plots["data"]} == {f"{c}-seed{s}" for c in curves for s in seeds}
+    shown = {Path(p).name for p in plots["data"]}      # one curve plot per method, the PNG figures as images
+    assert {"g2s_vgg.csv", "g2s_dino.csv", "ccvpe.csv", "error_cdf.png", "training_curves.png"} <= shown
+    curves = pd.read_csv(tmp_path / "reports" / "plots" / "g2s_vgg.csv")
+    assert {f"{r} seed{s}" for r in ("g2s_vgg-cross", "geodistill-g2s_vgg-cross teacher") for s in seeds} <= set(
+        curves.series)
     assert "up to date" in _run(dvc + ["repro"], tmp_path)     # nothing reruns on unchanged params
     assert "up to date" in _run(dvc + ["status"], tmp_path)   # its latency: benchmarks/pipeline_time.py
 

@@ -15,8 +15,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from conftest import REPO
-from geodistill.cli import app
+from conftest import REPO, link_code
+from stages.cli import app
 from geodistill.config import ConfigError, load_params, parse_params
 from test_pipeline import _run, dvc_env
 from vigor_fixture import N_TEST, N_TRAIN, make_vigor_root
@@ -91,7 +91,7 @@ def _vigor_project(tmp_path, check_totals: bool):
     project = tmp_path / "project"
     project.mkdir()
     shutil.copy(REPO / "dvc.yaml", project / "dvc.yaml")
-    (project / "src").symlink_to(REPO / "src")
+    link_code(project)
     raw = yaml.safe_load((REPO / "configs" / "smoke.yaml").read_text())
     raw["data"] |= {"source": "vigor", "root": str(fx.root), "generate": [], "check_totals": check_totals}
     raw["index"].update(same_area_cities=["NewYork", "Seattle", "Chicago"], cross_area_train=["NewYork"],

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from geodistill.cli import app
+from stages.cli import app
 from geodistill.data.bev import ImageError, jpeg_width, load_bev, read_panorama, reduction_for, render_all
 from geodistill.data.synth.writer import write_world
 from geodistill.geometry import render_bev

@@ -14,7 +14,7 @@ import yaml
 from PIL import Image
 from typer.testing import CliRunner
 
-from geodistill.cli import app
+from stages.cli import app
 from geodistill.config import ConfigError, parse_params
 from geodistill.metrics import across_seeds, localization_report, orientation_metrics
 from geodistill.reports.figures import write_figures
@@ -323,7 +323,7 @@ def test_a_missing_metrics_file_is_named(project):
     (root / "reports" / "metrics" / "unimodal-g2s_vgg-cross.json").unlink()
     with pytest.raises(FileNotFoundError, match="unimodal-g2s_vgg-cross.json"):
         build_tables(params, root / "reports" / "metrics", load_published())
-    res = CliRunner().invoke(app, ["tables", "--config", str(root / "params.yaml"), "--metrics",
+    res = CliRunner().invoke(app, ["tables", "--config", str(root / "params.yaml"), "--results",
                                    str(root / "reports" / "metrics"), "--out", str(root / "reports" / "tables")])
     assert res.exit_code == 2 and "unimodal-g2s_vgg-cross.json" in res.output
     assert not (root / "reports" / "tables").exists()
@@ -332,7 +332,7 @@ def test_a_missing_metrics_file_is_named(project):
 def test_written_tables_carry_their_caption_and_rows(project):
     root, params = project
     out = root / "reports" / "tables"
-    res = CliRunner().invoke(app, ["tables", "--config", str(root / "params.yaml"), "--metrics",
+    res = CliRunner().invoke(app, ["tables", "--config", str(root / "params.yaml"), "--results",
                                    str(root / "reports" / "metrics"), "--out", str(out)])
     assert res.exit_code == 0, res.output
     tables = build_tables(params, root / "reports" / "metrics", load_published())
@@ -417,10 +417,36 @@ def test_readme_blocks_are_filled_from_the_generated_tables(tmp_path):
         update_readme(readme, tmp_path)
 
 
+def test_readme_values_in_prose_are_computed_from_the_reports(tmp_path):
+    (tmp_path / "tables").mkdir()
+    pd.DataFrame({"stage": ["a", "b"], "how": "ran", "seconds": [90.0, 3.0], "cpu": "AMD EPYC", "cores": 2,
+                  "gflops": 136.94}).to_csv(tmp_path / "pipeline_time.csv", index=False)
+    pd.DataFrame({"run": ["g-x"], "reference": ["b-x"], "mean_change_pct": [-3.66], "ci_low_change_pct": [-8.14],
+                  "ci_high_change_pct": [0.26], "half_width_pct": [4.2], "detectable_change_pct": [5.84],
+                  "verdict": ["inconclusive"]}).to_csv(tmp_path / "tables" / "claims.csv", index=False)
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "b-x.json").write_text(json.dumps(
+        {"2dof": {"mean_m": 2.0, "median_m": 1.0}, "tile_centre": {"mean_m": 5.0, "median_m": 8.0}}))
+    readme = tmp_path / "README.md"
+    readme.write_text("takes <!-- value:minutes -->48<!-- /value --> min on <!-- value:machine --><!-- /value -->; "
+                      "<!-- value:change:g-x:b-x -->?<!-- /value --> (<!-- value:ci:g-x:b-x --><!-- /value -->, "
+                      "<!-- value:verdict:g-x:b-x --><!-- /value -->), <!-- value:vs_centre:b-x --><!-- /value -->\n")
+    update_readme(readme, tmp_path / "tables")
+    assert readme.read_text() == (
+        "takes <!-- value:minutes -->1.6<!-- /value --> min on <!-- value:machine -->AMD EPYC, 2 cores, 137 float32 "
+        "GFLOPS<!-- /value -->; <!-- value:change:g-x:b-x -->−3.7 %<!-- /value --> (<!-- value:ci:g-x:b-x -->−8.1 to "
+        "+0.3 %<!-- /value -->, <!-- value:verdict:g-x:b-x -->inconclusive<!-- /value -->), "
+        "<!-- value:vs_centre:b-x -->0.40/0.12<!-- /value -->\n")
+    readme.write_text("<!-- value:change:nope:b-x -->1<!-- /value -->")
+    with pytest.raises(KeyError, match="change:nope:b-x"):
+        update_readme(readme, tmp_path / "tables")
 
-def test_the_readme_shows_the_committed_tables_verbatim():
-    """README.md's results are the tables stage's output as committed: `geodistill readme`
-    changes nothing (after `dvc repro`, run it and commit both)."""
+
+
+def test_the_readme_shows_the_committed_tables_and_values_verbatim():
+    """README.md's results are the tables stage's output as committed, and every number in its
+    prose marked as a value is the committed reports' (pipeline time, claims, baselines against
+    the tile centre): `geodistill readme` changes nothing (after `dvc repro`, run it and commit both)."""
     text = (REPO / "README.md").read_text()
     assert {"main", "occlusion", "uncertainty", "augment_vs_distill", "fov_sweep"} <= set(blocks(text))
     assert fill(text, REPO / "reports" / "tables") == text
@@ -439,7 +465,7 @@ def test_several_seeds_give_mean_and_std_in_every_table_and_a_curve_per_seed(pro
     assert cell(main, "median_m_std", **b) == pytest.approx(math.sqrt(0.5))
     assert cell(main, "mean_change_pct", **g) == pytest.approx(-100 / 3)             # (3 - 4.5) / 4.5: of the means
     out = root / "reports" / "tables"
-    res = CliRunner().invoke(app, ["tables", "--config", str(root / "params.yaml"), "--metrics",
+    res = CliRunner().invoke(app, ["tables", "--config", str(root / "params.yaml"), "--results",
                                    str(root / "reports" / "metrics"), "--out", str(out)])
     assert res.exit_code == 0, res.output
     md = (out / "main.md").read_text()
@@ -453,9 +479,11 @@ def test_several_seeds_give_mean_and_std_in_every_table_and_a_curve_per_seed(pro
                                    str(root / "figures"), "--no-qualitative", "--plots", str(root / "plots")])
     assert res.exit_code == 0, res.output
     assert all(is_png(p) for p in (root / "figures").glob("*.png"))
-    curves = {p.stem for p in (root / "plots").glob("*.csv")}
-    assert {"g2s_vgg-cross-seed7", "g2s_vgg-cross-seed8", "geodistill-g2s_vgg-cross-teacher-seed8"} <= curves
-    assert len(curves) == 2 * (len(BASELINES) + 2 * len(params.distill.variants))
+    curves = {p.stem: pd.read_csv(p) for p in (root / "plots").glob("*.csv")}     # one per method
+    assert set(curves) == {params.runs[r].method for r in params.runs}
+    series = set(curves["g2s_vgg"].series)
+    assert {"g2s_vgg-cross seed7", "g2s_vgg-cross seed8", "geodistill-g2s_vgg-cross teacher seed8"} <= series
+    assert sum(t.series.nunique() for t in curves.values()) == 2 * (len(BASELINES) + 2 * len(params.distill.variants))
 
 
 def test_across_seeds_averages_numbers_and_rejects_disagreeing_text():

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-import geodistill.cli
+import stages.cli
 from geodistill.data.synth.writer import write_world
 from geodistill.data.verify import Total, check_image, known_totals, verify_root
 from vigor_fixture import N_TEST, N_TRAIN, make_vigor_root
@@ -127,13 +127,13 @@ def _params_file(tmp_path: Path) -> Path:
 
 def test_cli_verify_data(fx, tmp_path):
     config = str(_params_file(tmp_path))
-    res = CliRunner().invoke(geodistill.cli.app, ["verify-data", "--config", config, "--root", str(fx.root),
+    res = CliRunner().invoke(stages.cli.app, ["verify-data", "--config", config, "--root", str(fx.root),
                                                   "--no-totals"])
     assert res.exit_code == 0, res.output
     assert "present and decodable" in res.output
     pano = fx.pano_files("NewYork")[2]
     truncate(pano)
-    res = CliRunner().invoke(geodistill.cli.app, ["verify-data", "--config", config, "--root", str(fx.root),
+    res = CliRunner().invoke(stages.cli.app, ["verify-data", "--config", config, "--root", str(fx.root),
                                                   "--workers", "2", "--no-totals"])
     assert res.exit_code == 1
     assert pano.name in res.output and "truncated" in res.output
@@ -158,11 +158,11 @@ def test_a_synthetic_world_is_checked_against_its_dataset_json(tmp_path, smoke_p
     root = tmp_path / "world"
     write_world(smoke_params.synth, root)
     config = str(SMOKE)
-    res = CliRunner().invoke(geodistill.cli.app, ["verify-data", "--config", config, "--root", str(root)])
+    res = CliRunner().invoke(stages.cli.app, ["verify-data", "--config", config, "--root", str(root)])
     assert res.exit_code == 0, res.output
     labels = root / "splits__corrected" / "Ashford" / "pano_label_balanced__corrected.txt"
     labels.write_text("".join(labels.read_text().splitlines(keepends=True)[1:]))     # one panorama's line lost
-    res = CliRunner().invoke(geodistill.cli.app, ["verify-data", "--config", config, "--root", str(root)])
+    res = CliRunner().invoke(stages.cli.app, ["verify-data", "--config", config, "--root", str(root)])
     n = smoke_params.synth.panoramas_per_city
     assert res.exit_code == 1
     assert (f"Ashford panoramas: {n - 1:,} label lines in the all files of Ashford, expected {n:,} (dataset.json)"

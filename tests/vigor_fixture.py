@@ -5,7 +5,8 @@
 
 Each city gets N_TRAIN same-area train lines, N_TEST same-area test lines and the full list
 (pano_label_balanced = train + test). Lines have VIGOR's 13 tokens; the first line of every
-city's train list has deltas dy=23.0, dx=-29.0.
+city's train list has deltas dy=23.0, dx=-29.0. Every camera lies inside its four tiles: deltas
+within +-320 (VIGOR's 640-px tiles), or within half the sat_size of `dataset_json` when given.
 """
 from __future__ import annotations
 
@@ -60,6 +61,9 @@ def make_vigor_root(root: Path, cities=tuple(CITIES), dataset_json: dict | None 
                      [(float(rng.integers(-320, 320)), float(rng.integers(-320, 320))) for _ in range(3)]
             if i == 1:
                 deltas[0] = (12.345678901234567, -0.1)    # a delta with full float precision
+            if dataset_json is not None:                  # the camera inside every tile of its sat_size
+                half = dataset_json["sat_size"] / 2
+                deltas = [(min(max(dy, -half), half), min(max(dx, -half), half)) for dy, dx in deltas]
             city_lines.append(" ".join([name] + [f"{s} {dy!r} {dx!r}" for s, (dy, dx) in zip(sats, deltas)]))
         lines[city] = {"train": city_lines[:N_TRAIN], "test": city_lines[N_TRAIN:], "all": city_lines}
         split_dir = root / "splits__corrected" / city

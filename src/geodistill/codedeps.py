@@ -1,17 +1,19 @@
-"""The source files a stage runs: the import closure of its entry point inside the package.
+"""The source files a stage runs: the import closure of its module in the project's packages
+(the stage modules of stages/ and the library, geodistill).
 
-    python -m geodistill.codedeps "geodistill index"          # the code deps of a dvc.yaml cmd
-    python -m geodistill.codedeps "geodistill train-baseline" --skip geodistill.models.ccvpe
+    python -m geodistill.codedeps "python -m stages.index"          # the code deps of a dvc.yaml cmd
+    python -m geodistill.codedeps "python -m stages.train_baseline" --skip geodistill.models.ccvpe
 
     from geodistill.codedeps import closure, stage_entry
-    closure(stage_entry("geodistill index --config params.yaml"))   # [.../geodistill/__init__.py, ...]
+    closure(stage_entry("python -m stages.index --config params.yaml"))   # [.../geodistill/__init__.py, ...]
 
 dvc.yaml lists these files under each stage's `deps`, so an edit reruns exactly the stages that
 run the edited code; tests/test_codedeps.py recomputes them for every stage and fails on a file
 a stage misses. Found statically with `ast`:
-- an entry `module:function` (a command of cli.py) reaches the module's top-level imports, the
-  imports inside the function, and those of the module's functions it names (helpers,
-  decorators); the file holding the command is not counted, as it holds every stage's command;
+- a stage's entry is its module (`python -m stages.index` -> stages.index), counted whole;
+- an entry `module:function` reaches the module's top-level imports, the imports inside the
+  function, and those of the module's functions it names (helpers, decorators); the file
+  holding the function is not counted;
 - an imported module counts whole: every import in it, at the top or inside a function
   (`from geodistill.x import y` in a function body too), and its packages' `__init__.py`;
 - a data file beside a module (totals.yaml, sources.yaml, published.yaml) counts when the
@@ -23,13 +25,13 @@ from __future__ import annotations
 
 import argparse
 import ast
+import importlib.util
 import shlex
 from functools import lru_cache
 from pathlib import Path
 
-PACKAGE = "geodistill"
 PACKAGE_DIR = Path(__file__).resolve().parent
-COMMAND_MODULE = "geodistill.cli"          # `geodistill <command>` runs a function of this module
+PACKAGES = ("geodistill", "stages")       # the library and the stage modules (a top-level folder)
 
 
 def closure(entry: str, skip: frozenset[str] | set[str] = frozenset()) -> list[Path]:
@@ -37,7 +39,7 @@ def closure(entry: str, skip: frozenset[str] | set[str] = frozenset()) -> list[P
     runs, data files included."""
     module, _, function = entry.partition(":")
     if module_file(module) is None:
-        raise ValueError(f"{entry}: no module {module} in {PACKAGE_DIR}")
+        raise ValueError(f"{entry}: no module {module} in {', '.join(PACKAGES)}")
     todo = _parents(module)[:-1]                     # the packages above the entry run on import
     files: set[Path] = set()
     if function:
@@ -59,33 +61,31 @@ def closure(entry: str, skip: frozenset[str] | set[str] = frozenset()) -> list[P
 
 
 def stage_entry(cmd: str) -> str:
-    """The entry point a dvc.yaml `cmd` runs: `geodistill <command> ...` -> geodistill.cli:<function>."""
+    """The module a dvc.yaml `cmd` runs: `python -m stages.<stage> ...` -> stages.<stage>."""
     words = shlex.split(cmd)
-    if len(words) < 2 or words[0] != "geodistill":
-        raise ValueError(f"not a `geodistill <command>` cmd: {cmd!r}")
-    commands = cli_commands()
-    if words[1] not in commands:
-        raise ValueError(f"{cmd!r}: no command {words[1]!r} in {COMMAND_MODULE} (it has {', '.join(commands)})")
-    return f"{COMMAND_MODULE}:{commands[words[1]]}"
+    if len(words) < 3 or words[:2] != ["python", "-m"] or not words[2].startswith("stages."):
+        raise ValueError(f"not a `python -m stages.<stage>` cmd: {cmd!r}")
+    if module_file(words[2]) is None:
+        raise ValueError(f"{cmd!r}: no module {words[2]} (a file stages/<stage>.py)")
+    return words[2]
 
 
-def cli_commands() -> dict[str, str]:
-    """{command name: function name} of the typer commands (`@app.command(...)`) in cli.py."""
-    out = {}
-    for node in _tree(COMMAND_MODULE).body:
-        for deco in getattr(node, "decorator_list", []):
-            if isinstance(deco, ast.Call) and ast.unparse(deco.func) == "app.command":
-                named = [a.value for a in deco.args if isinstance(a, ast.Constant)]
-                out[named[0] if named else node.name.replace("_", "-")] = node.name
-    return out
+@lru_cache(maxsize=None)
+def package_dir(package: str) -> Path | None:
+    """The folder of one of PACKAGES (stages/ is found where Python imports it from)."""
+    if package == "geodistill":
+        return PACKAGE_DIR
+    spec = importlib.util.find_spec(package) if package in PACKAGES else None
+    return Path(spec.origin).parent if spec is not None and spec.origin else None
 
 
 def module_file(name: str) -> Path | None:
     """The file of module `name` inside the package (a package's __init__.py), or None."""
     parts = name.split(".")
-    if parts[0] != PACKAGE:
+    root = package_dir(parts[0]) if parts[0] in PACKAGES else None
+    if root is None:
         return None
-    base = PACKAGE_DIR.joinpath(*parts[1:])
+    base = root.joinpath(*parts[1:])
     for path in (base / "__init__.py", base.with_suffix(".py")):
         if path.is_file():
             return path
@@ -114,7 +114,7 @@ def _imports(name: str, *nodes: ast.AST) -> list[str]:
         elif isinstance(node, ast.ImportFrom):
             base = _absolute(name, node)
             out += [base] + [f"{base}.{a.name}" for a in node.names if module_file(f"{base}.{a.name}")]
-    return [parent for m in out if m.split(".")[0] == PACKAGE for parent in _parents(m)]
+    return [parent for m in out if m.split(".")[0] in PACKAGES for parent in _parents(m)]
 
 
 def _absolute(name: str, node: ast.ImportFrom) -> str:
@@ -154,10 +154,10 @@ def _data_files(name: str, nodes: list[ast.AST]) -> set[Path]:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m geodistill.codedeps", description=__doc__.split("\n")[0])
-    ap.add_argument("cmd", help='a stage\'s command, e.g. "geodistill index" (or an entry pkg.module[:function])')
+    ap.add_argument("cmd", help='a stage\'s command, e.g. "python -m stages.index" (or an entry pkg.module[:function])')
     ap.add_argument("--skip", action="append", default=[], help="a module the stage never runs (repeatable)")
     args = ap.parse_args(argv)
-    entry = stage_entry(args.cmd) if args.cmd.startswith("geodistill ") else args.cmd
+    entry = stage_entry(args.cmd) if args.cmd.startswith("python ") else args.cmd
     for path in closure(entry, frozenset(args.skip)):
         print(f"- {_shown(path)}")
 

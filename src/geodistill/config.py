@@ -50,6 +50,44 @@ PALETTES = ("brick", "concrete", "stucco", "glass")
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_bool_for_number(cls, raw):
+        """YAML's true/false where a number belongs fails as a wrong type (pydantic would take it as 1/0)."""
+        if not isinstance(raw, dict):
+            return raw
+        return {k: _unbool(v, cls.model_fields[k].annotation) if k in cls.model_fields else v for k, v in raw.items()}
+
+
+class _YamlBool:
+    """A true/false given for a number: no number type accepts it, and errors show it as written."""
+
+    def __init__(self, value: bool):
+        self.value = value
+
+    def __repr__(self) -> str:
+        return str(self.value).lower()
+
+
+def _unbool(value, ann):
+    """`value` with every bool that the annotation `ann` wants as an int or float made a _YamlBool."""
+    origin, args = get_origin(ann), get_args(ann)
+    if origin is Annotated:
+        return _unbool(value, args[0])
+    if origin in (Union, UnionType):
+        if bool in args:
+            return value
+        changed = (_unbool(value, a) for a in args)       # the first member that wants a number decides
+        return next((v for v in changed if v is not value), value)
+    if isinstance(value, bool):
+        return _YamlBool(value) if ann in (int, float) else value
+    if origin in (list, tuple) and isinstance(value, (list, tuple)):
+        inner = args if origin is tuple and Ellipsis not in args else [args[0]] * len(value)
+        return [_unbool(v, a) for v, a in zip(value, inner)] + list(value[len(inner):])
+    if origin is dict and isinstance(value, dict):
+        return {k: _unbool(v, args[1]) for k, v in value.items()}
+    return value
+
 
 class CityParams(Section):
     """One synthetic city; its style makes cross-area a real domain shift."""
@@ -253,7 +291,8 @@ class LocalizerParams(Section):
 
     pretrained: bool
     weights: str | None = Field(description="local timm checkpoint file for offline pretrained weights")
-    pano_size: tuple[int, int] = Field(description="panorama input [W, H], W = 2H, multiples of 8")
+    pano_size: tuple[Annotated[int, Field(ge=8)], Annotated[int, Field(ge=8)]] = Field(
+        description="panorama input [W, H], W = 2H, multiples of 8")
     sat_size: int = Field(ge=16, multiple_of=8, description="satellite input side (pixels)")
     epochs: int = Field(ge=1)
     batch_size: int = Field(ge=2, description="weak loss needs negatives: at least 2")
@@ -588,7 +627,8 @@ def _describe(err: dict, model: type[BaseModel]) -> str:
     if err["type"] == "missing":
         return f"{key}: missing"
     given, msg = err.get("input"), err["msg"].removeprefix("Value error, ")
-    return f"{key}: {msg}" if isinstance(given, dict) else f"{key}: {msg} (got {given!r})"
+    named = isinstance(given, dict) or err["type"] == "value_error" and "got " in msg     # our own says what it got
+    return f"{key}: {msg}" if named else f"{key}: {msg} (got {given!r})"
 
 
 def _walk(model: type[BaseModel], loc: tuple) -> tuple[type[BaseModel] | None, list[str]]:
@@ -644,8 +684,11 @@ def _tag(model: type[BaseModel]) -> str | None:
 
 
 def parse_params(raw: object, source: str = "params") -> Params:
+    if raw is None:
+        raise ConfigError(f"{source}: empty (expected the sections {', '.join(Params.model_fields)})")
     if not isinstance(raw, dict):
-        raise ConfigError(f"{source}: expected a mapping of sections, got {type(raw).__name__}")
+        raise ConfigError(f"{source}: expected a mapping of sections ({', '.join(Params.model_fields)}), "
+                          f"got a {type(raw).__name__}")
     try:
         return Params.model_validate(raw)
     except ValidationError as e:
@@ -653,15 +696,51 @@ def parse_params(raw: object, source: str = "params") -> Params:
         raise ConfigError("\n".join(lines)) from None
 
 
+class _UniqueKeys(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last silently)."""
+
+
+def _unique_mapping(loader: _UniqueKeys, node: yaml.MappingNode) -> dict:
+    """The mapping `node`, once no key in it repeats (ConstructorError at the repeat, naming the first)."""
+    first: dict = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node)
+        if not isinstance(key, str | int | float | bool):
+            continue                                    # construct_mapping refuses what cannot be a key
+        if key in first:
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r} (first on line {first[key]})",
+                                                    key_node.start_mark)
+        first[key] = key_node.start_mark.line + 1
+    return loader.construct_mapping(node, deep=True)
+
+
+_UniqueKeys.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
+
+
+def parse_yaml(text: str, source: str, error: type[Exception] = ConfigError):
+    """The YAML document `text`; a syntax error or a duplicate key raises `error` naming
+    `source`:line:column and PyYAML's reason."""
+    try:
+        return yaml.load(text, Loader=_UniqueKeys)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
+        context = f" ({e.context})" if e.context and e.problem else ""
+        raise error(f"{where}: not valid YAML: {e.problem or e.context}{context}") from None
+    except yaml.YAMLError as e:
+        raise error(f"{source}: not valid YAML: {str(e).splitlines()[0]}") from None
+
+
 def read_yaml(path: str | Path, what: str = "params file", error: type[Exception] = ConfigError):
-    """The parsed YAML file at `path`; a missing or malformed file raises `error` naming it."""
+    """The parsed YAML file at `path`; a missing, non-UTF-8 or malformed file raises `error` naming it."""
     path = Path(path)
     if not path.is_file():
         raise error(f"{path}: {what} not found")
     try:
-        return yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise error(f"{path}: not valid YAML: {str(e).splitlines()[0]}") from None
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise error(f"{path}: not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start})") from None
+    return parse_yaml(text, str(path), error)
 
 
 def load_params(path: str | Path) -> Params:

@@ -1,7 +1,10 @@
 """Data-parallel training on several processes: one line in params.yaml, no change to dvc.yaml.
 
     train.devices: 2          # params.yaml; the stage's one-line command relaunches itself:
-    geodistill train-baseline ...   ->   torchrun --standalone --nproc-per-node 2 -m geodistill.cli train-baseline ...
+    python -m stages.train_baseline ...   ->   torchrun --standalone --nproc-per-node 2 -m stages.train_baseline ...
+
+    with data_parallel(params.train.devices):     # a training stage's block (stages/train_baseline.py)
+        train_baseline_seeds(...)
 
 Every rank draws the same global batch (same seeds), keeps its contiguous share of it
 (`World.shard`), and the gradients of the ranks' losses are summed. Each rank's loss is its
@@ -19,6 +22,7 @@ here is the identity, so single-process runs are the same code and the same numb
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -77,8 +81,38 @@ def relaunch(devices: int, argv: list[str] | None = None) -> int | None:
         return None
     argv = sys.argv[1:] if argv is None else argv
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={devices}",
-               "-m", "geodistill.cli", *argv]
+               *_this_program(), *argv]
     return subprocess.run(command, check=False).returncode
+
+
+def _this_program() -> list[str]:
+    """How this process was started, for torchrun: `-m <module>` (python -m stages.x) or the
+    script's path (the `geodistill` console script)."""
+    spec = getattr(sys.modules["__main__"], "__spec__", None)
+    return ["-m", spec.name] if spec is not None else [sys.argv[0]]
+
+
+@contextlib.contextmanager
+def data_parallel(devices: int):
+    """Run the block as `devices` data-parallel processes: this command is relaunched under
+    torchrun, and this process only waits for it and exits with its code (SystemExit); inside
+    torchrun, the block runs on this rank and the process group is left at the end."""
+    # cuBLAS is deterministic only with a fixed workspace, set before CUDA starts (training asks for
+    # deterministic algorithms); it changes nothing on CPU.
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    code = relaunch(devices)
+    if code is not None:
+        raise SystemExit(code)
+    try:
+        yield
+    finally:
+        leave()
+
+
+def print_once(message: str) -> None:
+    """print on rank 0 only (every message once when data-parallel)."""
+    if world().is_main:
+        print(message, flush=True)
 
 
 class _AllReduceSum(torch.autograd.Function):

@@ -2,8 +2,8 @@
 
     from geodistill.errors import FormatError      # also importable from the module that raises it
 
-They live here, in a module that imports nothing, so that cli.py can catch them for every command
-without making every stage depend (codedeps.py) on the modules that raise them.
+They live here, in a module that imports nothing, so that stages/common.py can catch them for
+every command without making every stage depend (codedeps.py) on the modules that raise them.
 """
 
 

@@ -2,7 +2,7 @@
 
     geodistill evaluate --config params.yaml --run data/baselines/g2s_vgg-cross --index data/index.csv \
         --orientation data/orientation/cross/test_predictions.csv \
-        --predictions data/eval/g2s_vgg-cross --metrics reports/metrics/g2s_vgg-cross.json
+        --predictions data/eval/g2s_vgg-cross --metrics reports/results/g2s_vgg-cross.json
 
 A run folder holds one seed<s>/ folder per training seed (report.seeds). A baseline's holds
 best.pt: each seed is scored (evaluate, predictions/seed<s>.csv) and the metrics JSON holds their
@@ -28,7 +28,7 @@ camera's heading (data/kitti.py lateral_longitudinal), as the KITTI protocol rep
 """
 from __future__ import annotations
 
-import json
+import re
 from dataclasses import dataclass, field
 from functools import lru_cache, partial
 from pathlib import Path
@@ -37,26 +37,39 @@ import numpy as np
 import pandas as pd
 
 from geodistill.config import TrainParams
-from geodistill.data.index import seeded_subset
-from geodistill.io import atomic_file, write_text
+from geodistill.data.index import read_index, read_table, seeded_subset
+from geodistill.errors import FormatError
+from geodistill.io import atomic_file, write_json
 from geodistill.data.kitti import lateral_longitudinal
 from geodistill.metrics import across_seeds, localization_metrics, localization_report, orientation_metrics
-from geodistill.training.baseline import load_checkpoint, predict
+from geodistill.training.baseline import load_checkpoint, predict, read_checkpoint
 from geodistill.training.checkpoint import DISTILLED_MODELS, CheckpointError, seed_dir
 from geodistill.training.device import Placement
 from geodistill.training.samples import LocalizationSamples
 from geodistill.training.seeds import run_seeds
 
+RUN_NAME = re.compile(r"(?:.+-)?(?P<method>[a-z][a-z0-9_]*)-(?P<area>same|cross)")   # dvc.yaml's run folders
 
-def residual_turns(test: pd.DataFrame, orientation_csv: Path) -> tuple[np.ndarray, np.ndarray, dict]:
+
+def residual_turns(test: pd.DataFrame, orientation_csv: Path, area: str = "") -> tuple[np.ndarray, np.ndarray, dict]:
     """Per test sample, the turn left after undoing the predicted yaw (true - predicted), the
-    true test yaw, and the orientation metrics over these samples."""
-    orient = pd.read_csv(orientation_csv).drop_duplicates("pano_path").set_index("pano_path")
+    true test yaw, and the orientation metrics over these samples. FormatError naming the file
+    when it lacks a test panorama of the area or a yaw is not a finite number."""
+    orient = read_table(orientation_csv, ("pano_path", "true_yaw_deg", "pred_yaw_deg"), "orientation predictions",
+                        "the test_predictions.csv of `geodistill train-orientation`")
+    orient = orient.drop_duplicates("pano_path").set_index("pano_path")
     missing = test.pano_path[~test.pano_path.isin(orient.index)]
     if len(missing):
-        raise ValueError(f"{orientation_csv}: no yaw prediction for {len(missing)} test panoramas "
-                         f"(first: {missing.iloc[0]}); was it made for this area and index?")
-    true, pred = orient.true_yaw_deg[test.pano_path].to_numpy(), orient.pred_yaw_deg[test.pano_path].to_numpy()
+        raise FormatError(f"{orientation_csv}: no yaw prediction for {len(missing)} of the {len(test)} {area}-area "
+                          f"test panoramas (first: {missing.iloc[0]}); pass the orientation stage's "
+                          f"{area}/test_predictions.csv made from this index")
+    yaws = orient.loc[test.pano_path, ["true_yaw_deg", "pred_yaw_deg"]].apply(pd.to_numeric, errors="coerce")
+    bad = ~np.isfinite(yaws.to_numpy(np.float64))
+    if bad.any():
+        row, column = np.argwhere(bad)[0]
+        raise FormatError(f"{orientation_csv}: {yaws.columns[column]} of {yaws.index[row]} is "
+                          f"{orient.loc[yaws.index[row], yaws.columns[column]]}, not a finite number")
+    true, pred = yaws.true_yaw_deg.to_numpy(), yaws.pred_yaw_deg.to_numpy()
     return true - pred, true, orientation_metrics(pred, true)
 
 
@@ -75,12 +88,12 @@ class TestSplit:
              seed: int = 0) -> "TestSplit":
         """The area's test split of the sample table (a subset of max_samples > 0 drawn with `seed`,
         data/index.py seeded_subset) and the orientation stage's predictions for it."""
-        index = pd.read_csv(index_path)
+        index = read_index(index_path)
         test = index[(index.area == area) & (index.split == "test")].reset_index(drop=True)
         if test.empty:
-            raise ValueError(f"{index_path}: no {area}-area test samples")
+            raise FormatError(f"{index_path}: no {area}-area test samples")
         test = seeded_subset(test, max_samples, seed)
-        return cls(test, *residual_turns(test, orientation_csv))
+        return cls(test, *residual_turns(test, orientation_csv, area))
 
     def samples(self, p: dict, desc: str) -> LocalizationSamples:
         key = (tuple(p["pano_size"]), p["sat_size"])
@@ -96,11 +109,11 @@ def evaluate(checkpoint: Path, index_path: Path, orientation_csv: Path, predicti
     (unless None) the metrics JSON; returns the metrics. max_samples > 0 scores a subset of the
     test split drawn with `seed` (data/index.py seeded_subset); batch_size: samples per forward
     pass (0 = the method's training batch); three_dof: also with unknown orientation."""
-    area = load_checkpoint(checkpoint)[1]["area"]
+    area = read_checkpoint(checkpoint, mmap=True)[0]["area"]
     metrics = score(checkpoint, TestSplit.read(index_path, area, orientation_csv, max_samples, seed), predictions,
                     place, batch_size, three_dof)
     if metrics_path is not None:
-        write_text(metrics_path, json.dumps(metrics, indent=2) + "\n")
+        write_json(metrics_path, metrics)
     return metrics
 
 
@@ -116,6 +129,9 @@ def score(checkpoint: Path, split: TestSplit, predictions: Path, place: Placemen
     turns, true_yaw, orient = split.turns, split.true_yaw, split.orientation
     data = split.samples(p, f"{state['method']}-{area} test")
     known = predict(model, data, batch_size, place=place)
+    if not np.isfinite(known.error_m).all():
+        raise FloatingPointError(f"{checkpoint}: {int((~np.isfinite(known.error_m)).sum())} of {len(known)} test "
+                                 "predictions are not finite (a diverged model?)")
     centre = np.hypot(test.gt_row - test.sat_size / 2, test.gt_col - test.sat_size / 2) * test.mpp
     table = known.assign(error_centre_m=centre)
     metrics = {"method": state["method"], "area": area, "checkpoint_epoch": int(state["epoch"]) + 1,
@@ -169,7 +185,7 @@ def evaluate_seeds(run_dir: Path, seeds: list[int], index_path: Path, orientatio
     three_dof: the kinds of run (baselines, distill) also scored with unknown orientation;
     parallel: train params whose parallel_seeds and threads score checkpoints side by side."""
     models = run_models(run_dir, seeds[0])
-    area = load_checkpoint(seed_dir(run_dir, seeds[0]) / f"{models[0]}.pt")[1]["area"]
+    area = run_area(run_dir, seeds, models)
     with_yaw = ("baselines" if models == ["best"] else "distill") in three_dof
     one = partial(_score_seed, Path(run_dir), Path(predictions_dir), (Path(index_path), area, Path(orientation_csv),
                                                                        max_samples, seed), place, batch_size, with_yaw)
@@ -184,8 +200,35 @@ def evaluate_seeds(run_dir: Path, seeds: list[int], index_path: Path, orientatio
     else:
         first = blocks[models[0]]
         metrics = {"method": first["method"], "area": first["area"], "seeds": first["seeds"], **blocks}
-    write_text(metrics_path, json.dumps(metrics, indent=2) + "\n")
+    write_json(metrics_path, metrics)
     return metrics
+
+
+def run_area(run_dir: Path, seeds: list[int], models: list[str]) -> str:
+    """The area of a run, once every checkpoint of it is found readable (read_checkpoint) and of
+    one method and area: the run folder's, when its name follows dvc.yaml's (<method>-<area>, a
+    distillation's <variant>-<method>-<area>), else the first checkpoint's."""
+    named = RUN_NAME.fullmatch(Path(run_dir).name)
+    want, source = ((named["method"], named["area"]), "the name of its run folder") if named else (None, "")
+    for model in models:
+        for s in seeds:
+            path = seed_dir(run_dir, s) / f"{model}.pt"
+            state = read_checkpoint(path, mmap=True)[0]
+            got = (state["method"], state["area"])
+            if want is not None and got != want:
+                raise CheckpointError(f"{path} holds a {'-'.join(got)} model, not {'-'.join(want)} ({source}); "
+                                      "score each run from its own folder")
+            if want is None:
+                want, source = got, f"as {path} holds"
+    return want[1]
+
+
+def headline_metrics(metrics: dict, distilled_model: str = "teacher") -> dict[str, float]:
+    """The numbers `dvc exp show` lists for a run: 2-DoF mean and median error (m) and the share
+    within 1 m, over the seeds; of `distilled_model` (teacher | student) for a distillation run."""
+    block = metrics.get(distilled_model, metrics)["2dof"]
+    return {"mean_m": round(block["mean_m"], 4), "median_m": round(block["median_m"], 4),
+            "within_1m": round(block["within_1_m"], 4)}
 
 
 @lru_cache(maxsize=2)

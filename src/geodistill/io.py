@@ -4,11 +4,13 @@
         table.to_csv(tmp, index=False)
     with atomic_dir(out) as tmp:             # build a whole folder; replaces `out` on success
         ...
-An interrupted write leaves only `<name>.tmp` / `<name>.partial`, never a half-written output
-that DVC or a later stage could mistake for a finished one.
+A failed write removes its `<name>.tmp` / `<name>.partial` (a killed process may leave one, which
+the next write replaces), never a half-written output that DVC or a later stage could mistake for
+a finished one.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from contextlib import contextmanager
@@ -23,6 +25,9 @@ def atomic_file(path: str | Path):
     try:
         yield tmp
         os.replace(tmp, path)
+    except OSError as e:
+        _name_output(e, path)
+        raise
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -34,12 +39,30 @@ def atomic_dir(path: str | Path):
     partial = path.with_name(path.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
-    yield partial
+    try:
+        yield partial
+    except BaseException as e:
+        shutil.rmtree(partial, ignore_errors=True)
+        if isinstance(e, OSError):
+            _name_output(e, path)
+        raise
     if path.exists():
         shutil.rmtree(path)
     partial.rename(path)
 
 
+def _name_output(error: OSError, path: Path) -> None:
+    """Let `error` name the output `path` when it names no file (a write to a full disk names none)."""
+    if error.filename is None:
+        error.filename = str(path)
+
+
 def write_text(path: str | Path, text: str) -> None:
     with atomic_file(path) as tmp:
-        tmp.write_text(text)
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_json(path: str | Path, data) -> None:
+    """`data` as indented JSON; a NaN or infinite number is refused (ValueError), never written as
+    the non-JSON `NaN` / `Infinity`."""
+    write_text(path, json.dumps(data, indent=2, allow_nan=False) + "\n")

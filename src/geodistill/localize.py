@@ -9,6 +9,7 @@ method's own estimate of what was left for methods that predict orientation (CCV
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import cv2
@@ -23,8 +24,8 @@ from geodistill.training.baseline import load_checkpoint
 
 def localize_pair(checkpoint: Path, pano_path: Path, sat_path: Path, mpp: float, yaw_deg: float = 0.0,
                   heatmap: Path | None = None) -> dict:
-    if mpp <= 0:
-        raise ValueError(f"--mpp must be positive, got {mpp}")
+    if not 0 < mpp < math.inf:
+        raise ValueError(f"--mpp must be a positive number, got {mpp}")
     model, state = load_checkpoint(checkpoint)
     (W, H), S_in = state["method_params"]["pano_size"], state["method_params"]["sat_size"]
     pano = roll_panorama(read_panorama(pano_path), -yaw_deg)                  # north at the centre column

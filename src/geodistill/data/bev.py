@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from geodistill.data.images import decode_file, jpeg_size
 from geodistill.errors import ImageError  # noqa: F401  (raised here, imported from here too)
 from geodistill.geometry import render_bev
 from geodistill.io import atomic_dir
@@ -41,10 +42,9 @@ def reduction_for(width: int, needed: int) -> int:
 
 
 def read_panorama(path: str | Path, reduce: int = 1) -> np.ndarray:
-    """(H, W, 3) RGB uint8; raises ImageError naming the file if it is missing or corrupt."""
-    image = cv2.imread(str(path), _REDUCED[reduce])
-    if image is None:
-        raise ImageError(f"cannot read panorama {path} (missing or corrupt)")
+    """(H, W, 3) RGB uint8; raises ImageError naming the file if it is missing, truncated, corrupt
+    or not equirectangular."""
+    image = decode_file(path, _REDUCED[reduce], "panorama")
     h, w = image.shape[:2]
     if w != 2 * h:
         raise ImageError(f"panorama {path} is {w}x{h}, not equirectangular (width = 2 x height)")
@@ -53,11 +53,8 @@ def read_panorama(path: str | Path, reduce: int = 1) -> np.ndarray:
 
 def read_image(path: str | Path) -> np.ndarray:
     """(H, W, 3) RGB uint8 ground image of any shape (a pinhole camera's); raises ImageError
-    naming the file if it is missing or corrupt."""
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise ImageError(f"cannot read ground image {path} (missing or corrupt)")
-    return np.ascontiguousarray(image[..., ::-1])
+    naming the file if it is missing, truncated or corrupt."""
+    return np.ascontiguousarray(decode_file(path, cv2.IMREAD_COLOR, "ground image")[..., ::-1])
 
 
 def read_panorama_for(path: str | Path, min_width: int) -> np.ndarray:
@@ -69,10 +66,8 @@ def read_panorama_for(path: str | Path, min_width: int) -> np.ndarray:
 
 def read_tile(path: str | Path) -> np.ndarray:
     """(S, S, 3) RGB uint8 satellite image; raises ImageError naming the file if it is missing,
-    corrupt or not square."""
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise ImageError(f"cannot read satellite image {path} (missing or corrupt)")
+    truncated, corrupt or not square."""
+    image = decode_file(path, cv2.IMREAD_COLOR, "satellite image")
     if image.shape[0] != image.shape[1]:
         raise ImageError(f"satellite image {path} is {image.shape[1]}x{image.shape[0]}; it must be square")
     return np.ascontiguousarray(image[..., ::-1])
@@ -80,17 +75,12 @@ def read_tile(path: str | Path) -> np.ndarray:
 
 def jpeg_width(path: str) -> int:
     """Width from the JPEG header without decoding (SOF marker), 0 if not found."""
-    with open(path, "rb") as f:
-        data = f.read(65536)
-    i = 2
-    while i + 9 < len(data):
-        if data[i] != 0xFF:
-            return 0
-        marker, length = data[i + 1], int.from_bytes(data[i + 2:i + 4], "big")
-        if marker in (0xC0, 0xC1, 0xC2):
-            return int.from_bytes(data[i + 7:i + 9], "big")
-        i += 2 + length
-    return 0
+    try:
+        with open(path, "rb") as f:
+            size = jpeg_size(f.read(65536))
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return 0                                    # read_panorama names the missing file
+    return size[0] if size else 0
 
 
 _JOB: dict = {}

@@ -100,7 +100,7 @@ def _tile_geometry(root: Path, params: IndexParams):
 
 def _rows(root: Path, area: str, city: str, which: str, trainable: bool, params: IndexParams,
           size: int, mpp: float) -> pd.DataFrame:
-    lines = read_labels(label_path(root, city, which))
+    lines = read_labels(label_path(root, city, which), size)
     if trainable:
         split = _train_val(len(lines), params.val_fraction, params.seed, f"{area}/{city}")
     else:
@@ -154,6 +154,44 @@ def seeded_subset(rows: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
     if n == 0 or n >= len(rows):
         return rows
     return rows.sample(n=n, random_state=seed).sort_index().reset_index(drop=True)
+
+
+def read_index(path: Path, columns: tuple[str, ...] = tuple(COLUMNS)) -> pd.DataFrame:
+    """The sample table at `path` (written by `geodistill index`): read_table's checks, and every
+    camera pixel finite and inside its tile."""
+    table = read_table(path, columns, "a sample table", "rebuild it with `geodistill index`")
+    if {"gt_row", "gt_col", "sat_size"} <= set(table.columns):
+        _check_pixels(table, path)
+    return table
+
+
+def read_table(path: Path, columns: tuple[str, ...], what: str, hint: str) -> pd.DataFrame:
+    """The CSV table at `path`; FormatError naming the file (as `what`, with `hint` on what to do)
+    for one that is empty, not CSV, lacks any of `columns`, or has no rows."""
+    try:
+        table = pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        raise FormatError(f"{path}: empty file, not {what} ({hint})") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as e:
+        raise FormatError(f"{path}: not {what} ({str(e).strip().splitlines()[-1]}; {hint})") from None
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise FormatError(f"{path}: no column {', '.join(missing)} (it has {', '.join(map(str, table.columns))}): "
+                          f"not {what} ({hint})")
+    if table.empty:
+        raise FormatError(f"{path}: no rows ({hint})")
+    return table
+
+
+def _check_pixels(table: pd.DataFrame, path: Path) -> None:
+    """FormatError naming the first row whose camera pixel is not finite and inside its tile."""
+    pixels = table[["gt_row", "gt_col"]].apply(pd.to_numeric, errors="coerce").to_numpy(np.float64)
+    side = pd.to_numeric(table.sat_size, errors="coerce").to_numpy(np.float64)[:, None]
+    good = np.isfinite(pixels).all(axis=1) & ((pixels >= 0) & (pixels <= side)).all(axis=1)
+    if not good.all():
+        i = int(np.flatnonzero(~good)[0])
+        raise FormatError(f"{path}: line {i + 2}: camera pixel (gt_row, gt_col) = ({pixels[i, 0]:g}, {pixels[i, 1]:g}) "
+                          f"is not inside its {side[i, 0]:g}-px tile")
 
 
 def write_index(table: pd.DataFrame, out: Path) -> None:

@@ -13,7 +13,9 @@ and an image edited in place still reruns everything that reads it.
 
 Truncated files are the usual failure of a large download. OpenCV returns a partial image for a
 truncated JPEG without complaint, so the JPEG end-of-image marker (FFD9) and the PNG IEND chunk
-are checked explicitly before decoding.
+are checked explicitly before decoding (data/images.py, as every reader does). Beyond decoding,
+each panorama must be equirectangular (width = 2 x height), each tile square with the camera of
+every label line inside it, and no panorama may be listed twice in one label file.
 """
 from __future__ import annotations
 
@@ -23,16 +25,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
-import numpy as np
 import pandas as pd
 import yaml
 
-from geodistill.data.vigor import FormatError, city_dirs, label_path, parse_label_line, pano_path, sat_path
+from geodistill.data.images import decode, header_size
+from geodistill.data.vigor import (DATASET_JSON, FormatError, LabelLine, city_dirs, label_path, pano_path, sat_path,
+                                   scan_labels)
 from geodistill.parallel import fork_map, resolve_workers
 
 WHICH = ("train", "test", "all")
-JPEG_SOI, JPEG_EOI = b"\xff\xd8", b"\xff\xd9"
-PNG_SIG, PNG_IEND = b"\x89PNG\r\n\x1a\n", b"IEND\xaeB`\x82"
 MAX_LISTED = 50
 
 
@@ -100,83 +101,102 @@ def check_image(path: Path) -> str | None:
 
 def inspect_image(path: Path) -> tuple[str | None, str]:
     """(check_image's answer, the sha256 of the file's bytes; "" when it is missing)."""
+    return _inspect(path)[:2]
+
+
+def _inspect(path: Path) -> tuple[str | None, str, tuple[int, int] | None]:
+    """inspect_image's answer and the image's (width, height) from its header (None: unknown)."""
     path = Path(path)
     if not path.is_file():
-        return "missing", ""
-    data = path.read_bytes()
-    return _decode_problem(data, path.suffix.lower()), hashlib.sha256(data).hexdigest()
+        return "missing", "", None
+    data, suffix = path.read_bytes(), path.suffix.lower()
+    # reduced decoding still walks the whole compressed stream, at a fraction of the cost
+    image = decode(data, suffix, cv2.IMREAD_REDUCED_COLOR_4)
+    return (image if isinstance(image, str) else None), hashlib.sha256(data).hexdigest(), header_size(data, suffix)
 
 
-def _decode_problem(data: bytes, suffix: str) -> str | None:
-    if not data:
-        return "empty file"
-    if suffix in (".jpg", ".jpeg"):
-        if not data.startswith(JPEG_SOI):
-            return "not a JPEG (no start-of-image marker)"
-        if not data.rstrip(b"\x00").endswith(JPEG_EOI):
-            return "truncated JPEG (no end-of-image marker)"
-    elif suffix == ".png":
-        if not data.startswith(PNG_SIG):
-            return "not a PNG (bad signature)"
-        if not data.endswith(PNG_IEND):
-            return "truncated PNG (no IEND chunk at the end)"
-    try:
-        # reduced decoding still walks the whole compressed stream, at a fraction of the cost
-        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_REDUCED_COLOR_4)
-    except cv2.error as e:
-        return f"cannot be decoded ({str(e).strip().splitlines()[-1]})"
-    return "cannot be decoded" if image is None else None
+@dataclass
+class Labels:
+    """What verify_root read from the label files: counts per city and file, the lines that
+    parse with their city, the problems of the others."""
+
+    tile_px: int | None                                                     # LabelLine.outside's side
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    lines: list[tuple[str, LabelLine]] = field(default_factory=list)        # (city, line)
+    problems: list[str] = field(default_factory=list)
+    side_files: list[tuple[Path, str]] = field(default_factory=list)       # (label file, sha256)
+
+    def read(self, root: Path, city: str, which: str) -> None:
+        """Parse one label file (vigor.scan_labels)."""
+        path = label_path(root, city, which)
+        self.side_files.append((path, hashlib.sha256(path.read_bytes()).hexdigest()))
+        self.counts[city][which] = 0
+        try:
+            for line in scan_labels(path, str(path.relative_to(root)), self.tile_px):
+                if isinstance(line, FormatError):
+                    self.problems.append(str(line))
+                else:
+                    self.counts[city][which] += 1
+                    self.lines.append((city, line))
+        except FormatError as e:
+            self.problems.append(str(e))
 
 
-def verify_root(root: Path, workers: int = 0, totals: list[Total] = ()) -> VerifyReport:
-    """Parse every city's label files, check every image they reference, and compare the label
-    counts with `totals` (e.g. known_totals(root))."""
+def verify_root(root: Path, workers: int = 0, totals: list[Total] = (), sat_size: int | None = None) -> VerifyReport:
+    """Parse every city's label files, check every image they reference (complete, decodable,
+    panoramas 2:1, tiles square), that every label line's camera lies inside its tiles (of the
+    side the index reads them at: tile_px), and compare the label counts with `totals` (e.g.
+    known_totals(root)). sat_size: the tile side of a root without dataset.json (params
+    index.sat_size; None: that check is skipped)."""
     root = Path(root)
-    problems: list[str] = []
-    counts: dict[str, dict[str, int]] = {}
-    files: set[Path] = set()
-    # besides the images, what `index` reads: (file, sha256 of its bytes)
+    labels = Labels(tile_px(root, sat_size))
+    # besides the images and label files, what `index` reads: (file, sha256 of its bytes)
     side_files = [(p, hashlib.sha256(p.read_bytes()).hexdigest()) for p in sorted(root.glob("dataset.json"))]
     for city in city_dirs(root):
-        counts[city] = {}
+        labels.counts[city] = {}
         for which in WHICH:
-            path = label_path(root, city, which)
-            if not path.is_file():
-                continue
-            data = path.read_bytes()
-            side_files.append((path, hashlib.sha256(data).hexdigest()))
-            good = 0
-            for no, text in enumerate(data.decode().splitlines(), 1):
-                if not text.strip():
-                    continue
-                where = f"{path.relative_to(root)}:{no}"
-                try:
-                    line = parse_label_line(text, where)
-                except FormatError as e:
-                    problems.append(str(e))
-                    continue
-                good += 1
-                files.add(pano_path(root, city, line.pano))
-                files.update(sat_path(root, city, s) for s in line.sats)
-            counts[city][which] = good
-        if not counts[city]:
-            problems.append(f"{label_path(root, city, 'all').parent.relative_to(root)}: no label files "
-                            f"(expected any of {', '.join(label_path(root, city, w).name for w in WHICH)})")
+            if label_path(root, city, which).is_file():
+                labels.read(root, city, which)
+        if not labels.counts[city]:
+            labels.problems.append(f"{label_path(root, city, 'all').parent.relative_to(root)}: no label files "
+                                   f"(expected any of {', '.join(label_path(root, city, w).name for w in WHICH)})")
 
-    table = pd.DataFrame.from_dict(counts, orient="index", columns=list(WHICH)).astype("Int64")
+    table = pd.DataFrame.from_dict(labels.counts, orient="index", columns=list(WHICH)).astype("Int64")
     table.index.name = "city"
-    problems += check_totals(table, list(totals))
-    paths = sorted(files)
+    problems = labels.problems + check_totals(table, list(totals))
+    paths = sorted({pano_path(root, city, ln.pano) for city, ln in labels.lines}
+                   | {sat_path(root, city, s) for city, ln in labels.lines for s in ln.sats})
     fingerprint = hashlib.sha256()
-    for side_file, digest in side_files:
+    for side_file, digest in side_files + labels.side_files:
         fingerprint.update(f"{side_file.relative_to(root)} {digest}\n".encode())
-    for path, (reason, digest) in zip(paths, _inspect_all(paths, workers)):
+    for path, (reason, digest, size) in zip(paths, _inspect_all(paths, workers)):
+        reason = reason or _shape_problem(path, size)
         if reason is not None:
             problems.append(f"{path.relative_to(root)}: {reason}")
         fingerprint.update(f"{path.relative_to(root)} {digest}\n".encode())
     return VerifyReport(counts=table, problems=problems, checked=len(paths), fingerprint=fingerprint.hexdigest())
 
 
-def _inspect_all(paths: list[Path], workers: int) -> list[tuple[str | None, str]]:
+def tile_px(root: Path, sat_size: int | None) -> int | None:
+    """The tile side (pixels) the label deltas are measured in, as the index reads it: the root's
+    dataset.json sat_size, else `sat_size` (None if dataset.json has none: index names it)."""
+    manifest = Path(root) / DATASET_JSON
+    if not manifest.is_file():
+        return sat_size
+    try:
+        return int(json.loads(manifest.read_text())["sat_size"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def _shape_problem(path: Path, size: tuple[int, int] | None) -> str | None:
+    """Why a panorama (by its header's size) is not 2:1 or a tile not square; None if it is, or unknown."""
+    panorama = path.parent.name == "panorama"
+    if size is None or (size[0] == 2 * size[1] if panorama else size[0] == size[1]):
+        return None
+    return f"{size[0]}x{size[1]}, not {'equirectangular (width = 2 x height)' if panorama else 'square'}"
+
+
+def _inspect_all(paths: list[Path], workers: int) -> list[tuple[str | None, str, tuple[int, int] | None]]:
     chunk = max(1, min(256, len(paths) // (resolve_workers(workers) * 8)))
-    return list(fork_map(inspect_image, paths, workers if len(paths) > 1 else 1, "verify", "file", chunksize=chunk))
+    return list(fork_map(_inspect, paths, workers if len(paths) > 1 else 1, "verify", "file", chunksize=chunk))

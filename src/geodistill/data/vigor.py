@@ -12,7 +12,9 @@ The synthetic world and the real dataset are read by the same code.
 """
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,6 +61,15 @@ class LabelLine:
     sats: tuple[str, str, str, str]                  # positive first
     deltas: tuple[tuple[float, float], ...]          # (dy, dx) per satellite
 
+    def outside(self, sat_size: int) -> str | None:
+        """None if the camera lies inside every tile of side `sat_size` (|dy|, |dx| <= S/2), else
+        which tile it misses."""
+        for sat, (dy, dx) in zip(self.sats, self.deltas):
+            if max(abs(dy), abs(dx)) > sat_size / 2:
+                return (f"the camera ({dy:g}, {dx:g}) px from the centre of {sat} lies outside that "
+                        f"{sat_size}-px tile (deltas within +-{sat_size / 2:g})")
+        return None
+
     def format(self) -> str:
         parts = [self.pano]
         for sat, (dy, dx) in zip(self.sats, self.deltas):
@@ -78,6 +89,9 @@ def parse_label_line(line: str, where: str = "label line") -> LabelLine:
         deltas = tuple((float(tok[i + 1]), float(tok[i + 2])) for i in (1, 4, 7, 10))
     except ValueError:
         raise FormatError(f"{where}: pixel deltas must be numbers") from None
+    bad = [tok[i] for i in (2, 3, 5, 6, 8, 9, 11, 12) if not math.isfinite(float(tok[i]))]
+    if bad:
+        raise FormatError(f"{where}: pixel deltas must be finite numbers, got {', '.join(bad)}")
     sats = tuple(tok[i] for i in (1, 4, 7, 10))
     for s in sats:
         if not SAT_RE.match(s):
@@ -85,15 +99,43 @@ def parse_label_line(line: str, where: str = "label line") -> LabelLine:
     return LabelLine(tok[0], sats, deltas)  # type: ignore[arg-type]
 
 
-def read_labels(path: Path) -> list[LabelLine]:
-    """All label lines of one file; a malformed line raises FormatError naming file and line."""
+def read_labels(path: Path, sat_size: int | None = None) -> list[LabelLine]:
+    """All label lines of one file; the first problem of scan_labels raises its FormatError."""
     if not path.is_file():
         raise FormatError(f"{path}: label file not found")
-    out = []
-    for no, line in enumerate(path.read_text().splitlines(), 1):
-        if line.strip():
-            out.append(parse_label_line(line, f"{path}:{no}"))
-    return out
+    lines = list(scan_labels(path, str(path), sat_size))
+    bad = next((e for e in lines if isinstance(e, FormatError)), None)
+    if bad is not None:
+        raise bad
+    return lines
+
+
+def scan_labels(path: Path, shown: str, sat_size: int | None = None) -> Iterator[LabelLine | FormatError]:
+    """Each non-blank line of a label file: its LabelLine, or a FormatError naming `shown`:line for
+    a malformed line, a panorama listed twice or (given the tiles' side `sat_size`) a camera
+    outside its tiles. A file that is not UTF-8 text raises FormatError."""
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise FormatError(f"{shown}: not UTF-8 text (byte {data[e.start]:#04x} at offset {e.start})") from None
+    first: dict[str, int] = {}
+    for no, text_line in enumerate(text.splitlines(), 1):
+        if not text_line.strip():
+            continue
+        where = f"{shown}:{no}"
+        try:
+            line = parse_label_line(text_line, where)
+        except FormatError as e:
+            yield e
+            continue
+        twice = f"panorama {line.pano} is listed twice (first on line {first[line.pano]})" if line.pano in first else None
+        outside = None if sat_size is None else line.outside(sat_size)
+        if twice or outside:
+            yield FormatError(f"{where}: {twice or outside}")
+            continue
+        first[line.pano] = no
+        yield line
 
 
 def city_dirs(root: Path) -> list[str]:

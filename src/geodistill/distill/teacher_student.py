@@ -103,6 +103,9 @@ def train_distill(index_path: Path, baselines: Path, out: Path, name: str, param
     seed = params.report.seeds[0] if seed is None else seed
     start = seed_dir(Path(baselines) / f"{v.method}-{v.area}", seed) / "best.pt"
     student, base = load_checkpoint(start, v.method)
+    if base["area"] != v.area:
+        raise CheckpointError(f"{start} holds a {v.method}-{base['area']} model, not the {v.method}-{v.area} "
+                              f"baseline variant {name} starts from")
     if base["method_params"] != p.model_dump(mode="json"):
         raise CheckpointError(f"{start} was trained with other `baselines.{v.method}` params than "
                               f"params.yaml has now: retrain it first (dvc repro train-baseline@{v.method}-{v.area})")
@@ -123,7 +126,7 @@ def train_distill(index_path: Path, baselines: Path, out: Path, name: str, param
            "index": file_digest(index_path)}
     ckpt = Checkpointer(out, key)
     history, first_epoch, best = [], 0, {m: float("inf") for m in MODELS}
-    state = ckpt.load("last")
+    state = ckpt.resume(MODELS)
     if state is not None:
         student.load_state_dict(state["model"])
         teacher.load_state_dict(state["teacher"])

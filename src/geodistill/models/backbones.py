@@ -23,12 +23,13 @@ class Encoder(nn.Module):
     negative = from the end); forward returns those levels' maps, shallowest first."""
 
     def __init__(self, name: str, levels: tuple[int, ...] = (-1,), pretrained: bool = False,
-                 weights: str | None = None):
+                 weights: str | None = None, key: str = "feature levels"):
         super().__init__()
         self.net = create_timm(name, pretrained, weights, num_classes=0)
         n = len(self.net.feature_info)
         if any(not -n <= k < n for k in levels):
-            raise ValueError(f"backbone {name!r} has feature levels 0..{n - 1} (or -{n}..-1); got {list(levels)}")
+            shown = levels[0] if len(levels) == 1 else list(levels)
+            raise ValueError(f"{key} {shown}: backbone {name!r} has feature levels 0..{n - 1} (or -{n}..-1)")
         self.levels = sorted(k % n for k in levels)
         self.channels = [self.net.feature_info[k]["num_chs"] for k in self.levels]
         self.reductions = [self.net.feature_info[k]["reduction"] for k in self.levels]
@@ -50,7 +51,7 @@ def create_timm(name: str, pretrained: bool, weights: str | None, **kwargs) -> t
         return timm.create_model(name, pretrained=pretrained, **kwargs)
     except RuntimeError as e:
         if "Unknown model" in str(e):
-            raise ValueError(f"unknown timm backbone {name!r}") from None
+            raise ValueError(f"unknown timm backbone {name!r} (timm.list_models() lists the names)") from None
         raise
 
 

@@ -114,7 +114,8 @@ class CCVPE(nn.Module):
         self.p = p
         w, h = p.pano_size
         self.bins, self.train_yaw_deg = p.orientation_bins, p.train_yaw_deg
-        self.ground = make_width_circular(Encoder(p.backbone, (p.ground_level,), p.pretrained, p.weights))
+        self.ground = make_width_circular(Encoder(p.backbone, (p.ground_level,), p.pretrained, p.weights,
+                                                 "ground_level"))
         g_stride, g_chs = self.ground.reductions[0], self.ground.channels[0]
         if w % g_stride or w // g_stride != self.bins or h % g_stride:
             raise ValueError(f"the ground features at level {p.ground_level} have stride {g_stride}: "

@@ -83,7 +83,7 @@ class G2SWeakly(nn.Module):
         tile's and of the tile turned by 180 degrees, each turned back. The weak loss cannot tell
         a translation of the satellite features against the ground features, so a network trained
         from scratch learns one (t, in the tile's frame); the turned tile's features carry -t once
-        turned back, and their mean is centred (README: G2SWeakly). Exact for any ground camera."""
+        turned back, and their mean is centred (docs/pipeline.md, G2SWeakly). Exact for any ground camera."""
         levels = self.sat_encoder(sat)
         if not symmetric:
             return levels

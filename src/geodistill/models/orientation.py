@@ -58,11 +58,11 @@ class CorrelationOrientationNet(nn.Module):
     def __init__(self, backbone: str, head: CorrelateHead, bev_px: int, angles_deg: torch.Tensor,
                  pretrained: bool = False, weights: str | None = None):
         super().__init__()
-        self.sat_encoder = Encoder(backbone, (head.level,), pretrained, weights)
-        self.bev_encoder = Encoder(backbone, (head.level,), pretrained, weights)
+        self.sat_encoder = Encoder(backbone, (head.level,), pretrained, weights, "head.level")
+        self.bev_encoder = Encoder(backbone, (head.level,), pretrained, weights, "head.level")
         width, stride = self.sat_encoder.channels[-1], self.sat_encoder.reductions[-1]
         if bev_px % stride:
-            raise ValueError(f"orientation: the BEV input ({bev_px} px = bev extent / head.input_mpp) must be "
+            raise ValueError(f"the BEV input ({bev_px} px = bev extent / head.input_mpp) must be "
                              f"a multiple of the encoder stride {stride} at head.level {head.level}")
         self.sat_proj = nn.Conv2d(width, head.channels, 1)
         self.bev_proj = nn.Conv2d(width, head.channels, 1)

@@ -1,7 +1,7 @@
 """The paper's claims tested on this replication's per-sample errors: a paired bootstrap interval
 for each comparison and a verdict that follows from it.
 
-    geodistill tables --config params.yaml --metrics reports/metrics --eval data/eval --out reports/tables
+    geodistill tables --config params.yaml --results reports/results --eval data/eval --out reports/tables
 
     table = claims_table(params, Path("data/eval"))      # one row per comparison
 

@@ -16,9 +16,10 @@
   to (-180, 180] (<runs>/orientation/<area>/test_predictions.csv);
 - qualitative-<method>.png (with `index`): teacher and student heatmaps of the cross-area
   GeoDistill run (reports/qualitative.py).
-With `plots`, the training curves also go there as one CSV per curve and seed (epoch, val_mean_m):
-every baseline run, and every distillation variant's student and teacher at the epochs after its
-baseline's, for `dvc plots show` / `dvc plots diff`. The qualitative examples use the first seed.
+With `plots`, the training curves also go there as one CSV per method (series, epoch, val_mean_m):
+every baseline run and every distillation variant's student and teacher, per seed, at the epochs
+after its baseline's, drawn overlaid by `dvc plots show` / `dvc plots diff` (template
+.dvc/plots/curves.json). The qualitative examples use the first seed.
 Rows come from params as for the tables (reports/runs.py); a missing input raises FileNotFoundError.
 """
 from __future__ import annotations
@@ -183,29 +184,33 @@ def orientation_figure(params: Params, runs_dir: Path, dataset: str) -> Figure:
 
 
 def training_curves(params: Params, runs_dir: Path) -> dict[str, pd.DataFrame]:
-    """Curve name -> (epoch, val_mean_m), per training seed s: each baseline run (<run>-seed<s>),
-    then each distillation variant's student and teacher (<variant>-<model>-seed<s>), numbered
-    after its baseline's epochs."""
+    """Method -> its validation curves in one long table (series, epoch, val_mean_m): each
+    baseline run per training seed (`<run> seed<s>`), then each distillation variant's student and
+    teacher (`<variant> <model> seed<s>`), numbered after its baseline's epochs."""
     runs_dir = Path(runs_dir)
-    curves, last_epoch = {}, {}
+    rows: dict[str, list[pd.DataFrame]] = {}
+    last_epoch = {}
+
+    def add(method: str, series: str, epoch, val_mean_m) -> None:
+        rows.setdefault(method, []).append(pd.DataFrame({"series": series, "epoch": epoch, "val_mean_m": val_mean_m}))
+
     for seed in params.report.seeds:
-        for run in params.runs:
+        for run, r in params.runs.items():
             base = load_history(seed_dir(runs_dir / "baselines" / run, seed) / "history.csv", ("val_mean_m",))
-            curves[f"{run}-seed{seed}"] = base[["epoch", "val_mean_m"]].reset_index(drop=True)
+            add(r.method, f"{run} seed{seed}", base.epoch.to_numpy(), base.val_mean_m.to_numpy())
             last_epoch[run] = int(base.epoch.max())
         for name, v in params.distill.variants.items():
-            base_run = baseline_run(v.method, v.area)
             hist = load_history(seed_dir(runs_dir / "distill" / name, seed) / "history.csv",
                                 ("val_student_mean_m", "val_teacher_mean_m"))
             for model in ("student", "teacher"):
-                curves[f"{name}-{model}-seed{seed}"] = pd.DataFrame({
-                    "epoch": last_epoch.get(base_run, 0) + hist.epoch.to_numpy(),
-                    "val_mean_m": hist[f"val_{model}_mean_m"].to_numpy()})
-    return curves
+                add(v.method, f"{name} {model} seed{seed}",
+                    last_epoch.get(baseline_run(v.method, v.area), 0) + hist.epoch.to_numpy(),
+                    hist[f"val_{model}_mean_m"].to_numpy())
+    return {method: pd.concat(tables, ignore_index=True) for method, tables in rows.items()}
 
 
 def write_curves(curves: dict[str, pd.DataFrame], out_dir: Path) -> list[Path]:
-    """One CSV per curve into out_dir (replacing what was there), written atomically."""
+    """One CSV per method into out_dir (replacing what was there), written atomically."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     for stale in out_dir.glob("*.csv"):

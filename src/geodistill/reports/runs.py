@@ -1,12 +1,12 @@
 """Which runs each table and figure reads, derived from params (never from run names), and the
 readers of their outputs.
 
-    geodistill tables --config params.yaml --metrics reports/metrics --out reports/tables
+    geodistill tables --config params.yaml --results reports/results --out reports/tables
 
     baseline_run("g2s_vgg", "cross")                          # "g2s_vgg-cross"
     geodistill_variant(params, "g2s_vgg", "cross")            # "geodistill-g2s_vgg-cross" or None
     ablations(params, "g2s_vgg", "cross", {"occlusion"})      # variants that change only the occlusion
-    load_metrics(Path("reports/metrics"), "g2s_vgg-cross")    # the evaluate stage's JSON
+    load_metrics(Path("reports/results"), "g2s_vgg-cross")    # the evaluate stage's JSON
     load_errors(Path("data/eval"), "g2s_vgg-cross", [2023])   # seed -> per-sample errors
     distilled_model(params, "geodistill-g2s_vgg-cross")       # "teacher": the model its claims read
 

@@ -1,8 +1,8 @@
 """The paper's tables from the metrics files, with the published VIGOR numbers side by side.
 
-    geodistill tables --config params.yaml --metrics reports/metrics --out reports/tables
+    geodistill tables --config params.yaml --results reports/results --out reports/tables
 
-    tables = build_tables(params, Path("reports/metrics"), load_published())
+    tables = build_tables(params, Path("reports/results"), load_published())
     write_tables(tables, Path("reports/tables"), "synthetic world (params.yaml)")
 
 Every number is the 2-DoF error (known orientation) in metres on the area's test split, read
@@ -312,6 +312,19 @@ def build_tables(params: Params, metrics_dir: Path, published: dict) -> dict[str
             "augment_vs_distill": augment_table(params, metrics_dir, published),
             "fov_sweep": fov_sweep_table(params, metrics_dir),
             "orientation": orientation_table(params, metrics_dir)}
+
+
+def summary_metrics(built: dict[str, pd.DataFrame]) -> dict:
+    """The tables' headline for `dvc exp show`: the main table's mean error per row
+    (`<run>` for a baseline, `<run>/<teacher|student>` for a distillation row) and each claim's
+    change (%) and verdict, keyed `<run>_vs_<reference>`."""
+    main = {}
+    for row in built["main"].itertuples():
+        key = row.run if row.model == "baseline" else f"{row.run}/{row.model.split()[-1]}"
+        main[key] = round(float(row.mean_m), 4)
+    claims = {f"{r.run}_vs_{r.reference}": {"change_pct": round(float(r.mean_change_pct), 2), "verdict": r.verdict}
+              for r in built["claims"].itertuples()} if "claims" in built else {}
+    return {"main_mean_m": main, "claims": claims}
 
 
 def caption(name: str, table: pd.DataFrame, dataset: str) -> str:

@@ -32,7 +32,8 @@ from pydantic import TypeAdapter, ValidationError
 
 from geodistill import distributed
 from geodistill.config import BaselineParams, ConfigError, Params
-from geodistill.data.index import seeded_subset
+from geodistill.errors import FormatError
+from geodistill.data.index import read_index, seeded_subset
 from geodistill.io import atomic_file
 from geodistill.metrics import localization_metrics
 from geodistill.models.localizer import Batch, build_localizer, predict_tile_pixels
@@ -50,33 +51,58 @@ log = logging.getLogger(__name__)
 RESUMABLE_ACROSS = {"devices", "device", "predict_batch_size"}
 
 
-def build_model(p: BaselineParams, camera_height_m: float, seed: int) -> torch.nn.Module:
-    """A freshly initialised model; its weights depend only on the params and the seed."""
+def build_model(p: BaselineParams, camera_height_m: float, seed: int, key: str = "baselines") -> torch.nn.Module:
+    """A freshly initialised model; its weights depend only on the params and the seed. Params
+    the model cannot be built from (an unknown timm backbone, a feature level it lacks) raise
+    ConfigError naming `key`, the method's params section."""
     torch.manual_seed(seed)
-    return build_localizer(p, camera_height_m)
+    try:
+        return build_localizer(p, camera_height_m)
+    except ValueError as e:
+        raise ConfigError(f"{key}: {e}") from None
 
 
-def load_checkpoint(path: Path, method: str | None = None) -> tuple[torch.nn.Module, dict]:
-    """The model saved in a baseline checkpoint, and the checkpoint's metadata. Raises a clear
-    error for a missing file or, when `method` is given, a checkpoint of another method."""
+def read_checkpoint(path: Path, method: str | None = None, mmap: bool = False) -> tuple[dict, BaselineParams]:
+    """A baseline checkpoint's state and its method's params, checked without building the model:
+    CheckpointError for a missing or unreadable file, one without a method, or, when `method` is
+    given, one of another method. mmap: leave the weights on disk (to read the metadata only)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path} (train it first; nothing is trained implicitly)")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise CheckpointError(f"cannot read checkpoint {path} ({type(e).__name__}: {e})") from None
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+    except OSError:
+        raise
+    except Exception:               # torch's own text suggests weights_only=False: never for a checkpoint of ours
+        raise CheckpointError(f"cannot read checkpoint {path}: not a complete PyTorch checkpoint; "
+                              "restore it or retrain the run") from None
     if not isinstance(state, dict) or "method" not in state or "method_params" not in state:
         raise CheckpointError(f"{path} is not a localization checkpoint (no method recorded)")
     if method is not None and state["method"] != method:
         raise CheckpointError(f"{path} holds method {state['method']!r}, not {method!r}")
     try:
-        p = TypeAdapter(BaselineParams).validate_python(state["method_params"])
+        return state, TypeAdapter(BaselineParams).validate_python(state["method_params"])
     except ValidationError as e:
         raise CheckpointError(f"{path}: its method params do not validate with this version "
                               f"({e.error_count()} problems, first: {e.errors()[0]['msg']})") from None
-    model = build_localizer(p, state["camera_height_m"])
-    model.load_state_dict(state["model"])
+
+
+def load_checkpoint(path: Path, method: str | None = None) -> tuple[torch.nn.Module, dict]:
+    """The model saved in a baseline checkpoint, and the checkpoint's metadata (read_checkpoint's
+    checks, and weights that fit the model its params describe)."""
+    state, p = read_checkpoint(path, method)
+    try:
+        model = build_localizer(p, state["camera_height_m"])
+    except ValueError as e:
+        raise CheckpointError(f"{path}: this version builds no model from its method params ({e})") from None
+    want, given = model.state_dict(), state.get("model")
+    given = given if isinstance(given, dict) else {}
+    missing, extra = want.keys() - given.keys(), given.keys() - want.keys()
+    reshaped = [k for k in want.keys() & given.keys() if want[k].shape != given[k].shape]
+    if missing or extra or reshaped:
+        raise CheckpointError(f"{path}: its weights do not fit the {state['method']} model its params describe "
+                              f"({len(missing)} missing, {len(extra)} unexpected, {len(reshaped)} of another shape)")
+    model.load_state_dict(given)
     return model.eval(), state
 
 
@@ -112,13 +138,13 @@ def load_splits(index_path: Path, area: str, p: BaselineParams, desc: str, max_v
                 seed: int = 0) -> dict[str, LocalizationSamples]:
     """The area protocol's train and val samples at the method's input sizes (at least 2 each);
     max_val > 0 keeps a subset of the val split drawn with `seed` (seeded_subset)."""
-    index = pd.read_csv(index_path)
+    index = read_index(index_path)
     rows = {s: index[(index.area == area) & (index.split == s)].reset_index(drop=True) for s in ("train", "val")}
     rows["val"] = seeded_subset(rows["val"], max_val, seed)
     splits = {s: LocalizationSamples(r, p.pano_size, p.sat_size, desc=f"{desc} {s}") for s, r in rows.items()}
     for s, data in splits.items():
         if len(data) < 2:
-            raise ValueError(f"{index_path}: the {area}-area {s} split has {len(data)} samples (need 2)")
+            raise FormatError(f"{index_path}: the {area}-area {s} split has {len(data)} samples (need 2)")
     return splits
 
 
@@ -166,7 +192,7 @@ def train_baseline(index_path: Path, out: Path, method: str, area: str, params: 
     world = distributed.join(place.device.type)
     splits = load_splits(index_path, area, p, f"{method}-{area}", t.max_val_samples, params.index.seed)
     val_shard = splits["val"].subset(world.shard(len(splits["val"])))
-    model = prepare(place.model(build_model(p, params.bev.camera_height_m, seed)), world)
+    model = prepare(place.model(build_model(p, params.bev.camera_height_m, seed, f"baselines.{method}")), world)
     trainable = [q for q in model.parameters() if q.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=p.lr, weight_decay=p.weight_decay)
     scheduler = lr_schedule(optimizer, p.lr_schedule, p.warmup_fraction, p.epochs * steps_per_epoch(splits["train"], p))
@@ -175,7 +201,7 @@ def train_baseline(index_path: Path, out: Path, method: str, area: str, params: 
            "camera_height_m": params.bev.camera_height_m, "index": file_digest(index_path)}
     ckpt = Checkpointer(out, key)
     history, start_epoch, best = [], 0, float("inf")
-    state = ckpt.load("last")
+    state = ckpt.resume()
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])

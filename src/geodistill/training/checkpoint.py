@@ -1,13 +1,16 @@
 """Checkpoints that are written atomically and resumed only under the same params and code.
 
     ckpt = Checkpointer(folder, params_key)      # params_key: a dict of every setting that matters
-    state = ckpt.load_last()                      # None, or the state dict of an unfinished run
+    state = ckpt.resume()                         # None, or the state dict of last.pt to go on from
     ckpt.save("last", {...}); ckpt.save("best", {...})
 
 A checkpoint records a hash of `params_key` and of the package's source code; one left by other
 params or other code is ignored (and reported), so a DVC `persist: true` output resumes an
 interrupted run but never the wrong experiment. Checkpoints hold only tensors and plain Python
-values and load with `torch.load(weights_only=True)`.
+values and load with `torch.load(weights_only=True)`. A last.pt whose run has kept a best model
+(best.pt; a distillation's teacher.pt and student.pt) is resumed only beside those files: were
+one deleted or damaged, the rerun could never write it again, so it is refused, naming what to
+delete, instead of reported done.
 """
 from __future__ import annotations
 
@@ -73,6 +76,18 @@ class Checkpointer:
         if state.get("params_hash") != self.hash:
             log.warning("ignoring %s: it was written with different params or code", path)
             return None
+        return state
+
+    def resume(self, kept: tuple[str, ...] = ("best",)) -> dict | None:
+        """The state of last.pt to go on from (None: start afresh). The models its epochs kept
+        (`kept`: best.pt; a distillation's teacher.pt and student.pt) must be there beside it: one
+        missing or unreadable raises CheckpointError saying what to delete."""
+        state = self.load("last")
+        lost = [self.path(name).name for name in kept if state is not None and self.load(name) is None]
+        if lost:
+            raise CheckpointError(f"{self.folder}: {' and '.join(lost)} missing or unreadable, but last.pt has trained "
+                                  f"through epoch {state['epoch'] + 1}: a rerun could not write it again; "
+                                  f"delete {self.path('last')} to train from the start")
         return state
 
 

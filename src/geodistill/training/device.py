@@ -10,7 +10,7 @@
 Nothing names a GPU id: a process uses the GPU its torchrun rank is given (LOCAL_RANK) among
 those CUDA_VISIBLE_DEVICES shows it. `cpu` with `fp32` is the exact path of the synthetic
 default (deterministic, bitwise reproducible); on CUDA, runs are reproducible to float tolerance
-(README: Scaling out, resuming, reproducing).
+(docs/reproducibility.md).
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def deterministic(device: torch.device = torch.device("cpu")) -> None:
     in every model's decoder) and grid_sample's (G2SWeakly's ground-to-BEV projection). Strict
     mode raises at the first backward there, so on CUDA the mode warns for those kernels instead
     (warn_only) and keeps the deterministic choice everywhere else: CUDA runs are reproducible
-    to float tolerance, not bit for bit (README: Reproducibility). On CPU every kernel is
+    to float tolerance, not bit for bit (docs/reproducibility.md). On CPU every kernel is
     deterministic, and the mode stays strict."""
     torch.use_deterministic_algorithms(True, warn_only=device.type == "cuda")
     torch.utils.deterministic.fill_uninitialized_memory = False

@@ -1,7 +1,7 @@
 """Train and evaluate the orientation network, one model per area protocol.
 
     geodistill train-orientation --config params.yaml --index data/index.csv --bev data/bev \
-        --out data/orientation --metrics reports/metrics/orientation.json
+        --out data/orientation --metrics reports/results/orientation.json
 
 Yaw augmentation rotates the cached BEV about the camera instead of re-projecting: the naive
 (north-at-centre) BEV of a panorama whose centre column heads at yaw psi is the true BEV rotated
@@ -18,7 +18,6 @@ same whatever the subset.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import time
 from dataclasses import dataclass
@@ -31,10 +30,11 @@ import torch
 from tqdm import tqdm
 
 from geodistill import distributed
-from geodistill.config import BevParams, CorrelateHead, EvaluateParams, OrientationParams
-from geodistill.data.index import seeded_subset
+from geodistill.config import BevParams, ConfigError, CorrelateHead, EvaluateParams, OrientationParams
+from geodistill.errors import FormatError
+from geodistill.data.index import read_index, seeded_subset
 from geodistill.geometry import bev_disc, rotate_bev
-from geodistill.io import atomic_file, write_text
+from geodistill.io import atomic_file, write_json
 from geodistill.metrics import orientation_metrics
 from geodistill.models.angles import AngleBins
 from geodistill.models.orientation import build_orientation_net
@@ -92,7 +92,7 @@ class Samples:
         self._disc = bev_disc(self.bev.shape[1])[..., None].astype(np.uint8)     # (S, S, 1)
         missing = [p for p in self.rows.pano_path if p not in self.bev_row]
         if missing:
-            raise ValueError(f"{len(missing)} panoramas have no pre-rendered BEV (first: {missing[0]}); "
+            raise FormatError(f"{len(missing)} panoramas have no pre-rendered BEV (first: {missing[0]}); "
                              "rerun render-bev on this index")
 
     def __len__(self) -> int:
@@ -147,11 +147,11 @@ def train_area(area: str, index: pd.DataFrame, bev: np.ndarray, bev_row: dict, p
                          views) for s in ("train", "val", "test")}
     for s, data in splits.items():
         if len(data) == 0:
-            raise ValueError(f"the index has no {area}-area {s} samples")
+            raise FormatError(f"the index has no {area}-area {s} samples")
     bins = AngleBins(p.range_deg, p.bins, p.label_sigma_bins)
     world = distributed.world()
     torch.manual_seed(p.seed)
-    model = prepare(place.model(build_orientation_net(p, views.bev_px)), world)
+    model = prepare(place.model(build_net(p, views.bev_px)), world)
     optimizer = torch.optim.AdamW(model.parameters(), lr=p.lr, weight_decay=p.weight_decay)
     n_train = len(splits["train"]) if p.max_train_samples == 0 else min(p.max_train_samples, len(splits["train"]))
     steps = -(-n_train // p.batch_size)
@@ -163,7 +163,7 @@ def train_area(area: str, index: pd.DataFrame, bev: np.ndarray, bev_row: dict, p
                                  **({"channels_last": True} if place.channels_last else {})})
     val_yaws = fixed_yaws(len(splits["val"]), p.seed, VAL_STREAM, p.range_deg)
     history, start_epoch, best = [], 0, float("inf")
-    state = ckpt.load("last")
+    state = ckpt.resume()
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -236,10 +236,19 @@ def train_orientation(index_path: Path, bev_dir: Path, out: Path, metrics_path: 
         torch.set_num_threads(p.threads)
     deterministic(place.device)
     world = distributed.join(place.device.type)
-    index = pd.read_csv(index_path)
+    index = read_index(index_path)
     bev, bev_row = load_bev(bev_dir)
     metrics = {area: train_area(area, index, bev, bev_row, p, bev_params, out / area, place, scored)
                for area in p.areas}
     if world.is_main:
-        write_text(metrics_path, json.dumps(metrics, indent=2) + "\n")
+        write_json(metrics_path, metrics)
     return metrics
+
+
+def build_net(p: OrientationParams, bev_px: int) -> torch.nn.Module:
+    """build_orientation_net; params it cannot be built from (an unknown timm backbone, a feature
+    level it lacks) raise ConfigError naming the `orientation` section."""
+    try:
+        return build_orientation_net(p, bev_px)
+    except ValueError as e:
+        raise ConfigError(f"orientation: {e}") from None

@@ -18,9 +18,8 @@ from concurrent.futures import ProcessPoolExecutor
 
 import torch
 
+from geodistill import LOG_FORMAT
 from geodistill.config import TrainParams
-
-LOG_FORMAT = "%(asctime)s %(name)s: %(message)s"
 
 
 def worker_threads(t: TrainParams) -> int:
