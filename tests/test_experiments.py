@@ -4,6 +4,8 @@ on the smoke preset: queue two variants with `dvc exp run --queue -S ...`, run t
 Slow (a git repo, a full smoke `dvc repro`, two queued experiments): `make test-full`."""
 from __future__ import annotations
 
+import csv
+import io
 import shutil
 import time
 
@@ -41,7 +43,11 @@ def test_queued_variants_run_in_parallel_and_apply(tmp_path):
 
     shown = _run(dvc + ["exp", "show", "--no-pager", "--csv"], tmp_path)
     assert "tau01" in shown and "tau02" in shown
+    rows = {r["Experiment"]: r for r in csv.DictReader(io.StringIO(shown)) if r["Experiment"]}
+    headline = "reports/metrics/geodistill-g2s_vgg-cross.json:mean_m"      # the variant's change, one column
+    assert rows["tau01"][headline] != rows["tau02"][headline]
     _run(dvc + ["exp", "apply", "tau02"], tmp_path)
     params = yaml.safe_load((tmp_path / "params.yaml").read_text())
     assert params["distill"]["variants"]["geodistill-g2s_vgg-cross"]["target"]["tau"] == 0.2
     assert "up to date" in _run(dvc + ["status"], tmp_path)     # its outputs came with it
+

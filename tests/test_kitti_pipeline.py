@@ -187,9 +187,9 @@ def test_dvc_repro_runs_the_whole_pipeline_on_a_kitti_root(tmp_path):
     _run([sys.executable, "-m", "dvc", "init", "--no-scm", "-q"], tmp_path)
     _run([sys.executable, "-m", "dvc", "repro"], tmp_path)
     assert "present and decodable" in (tmp_path / "reports" / "verify-data.txt").read_text()
-    table = pd.read_csv(tmp_path / "data" / "eval" / "geodistill-g2s_vgg-cross" / "seed2023.csv")
+    table = pd.read_csv(tmp_path / "data" / "eval" / "geodistill-g2s_vgg-cross" / "teacher" / "seed2023.csv")
     want = [camera_pixel(0.0, 0.0, 0.0), camera_pixel(0.75, 0.5, 0.5)]     # test2's fixed triples
     np.testing.assert_allclose(table[["gt_row", "gt_col"]].to_numpy(), want)
-    metrics = json.loads((tmp_path / "reports" / "metrics" / "geodistill-g2s_vgg-cross.json").read_text())
-    assert metrics["2dof"]["lateral"]["n"] == 2 and metrics["seeds"] == [2023, 2024]
+    metrics = json.loads((tmp_path / "reports" / "results" / "geodistill-g2s_vgg-cross.json").read_text())
+    assert metrics["teacher"]["2dof"]["lateral"]["n"] == 2 and metrics["seeds"] == [2023, 2024]
     assert (tmp_path / "reports" / "tables" / "main.md").is_file()

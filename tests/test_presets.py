@@ -138,7 +138,7 @@ def test_a_vigor_layout_root_runs_through_evaluate_with_exact_ground_truth(tmp_p
     names = [Path(p).name for p in table.pano_path]
     assert sorted(names) == sorted(expected)
     np.testing.assert_allclose(table[["gt_row", "gt_col"]].to_numpy(), [expected[n] for n in names], rtol=0, atol=1e-9)
-    metrics = json.loads((project / "reports" / "metrics" / "g2s_vgg-cross.json").read_text())
+    metrics = json.loads((project / "reports" / "results" / "g2s_vgg-cross.json").read_text())
     assert metrics["2dof"]["n"] == len(table) and set(metrics["2dof"]["per_city"]) == {"Chicago"}
     mpp = 0.111262                                                       # Chicago, corrected, at 640 px
     centre = np.hypot(table.gt_row - 320, table.gt_col - 320) * mpp
