@@ -11,9 +11,6 @@ from pathlib import Path
 
 import typer
 
-from geodistill.distill.teacher_student import train_distill_seeds
-from geodistill.distributed import data_parallel, print_once
-from geodistill.training.device import Placement
 from stages.common import ConfigOpt, friendly, load, require, script
 
 
@@ -25,6 +22,10 @@ def distill(config: Path = ConfigOpt,
             out: Path = typer.Option(..., help="run folder: seed<s>/ (teacher.pt, student.pt, last.pt, history.csv) "
                                                "per seed of report.seeds")):
     """GeoDistill on a trained baseline, once per seed of report.seeds."""
+    # imported here, not at the top: `geodistill --help` and the other commands start without torch
+    from geodistill.distill.teacher_student import train_distill_seeds
+    from geodistill.distributed import data_parallel, print_once
+    from geodistill.training.device import Placement
     params = load(config)
     require(index, "sample table")
     Placement.of(params.train)                       # a device this machine lacks fails here, before any work

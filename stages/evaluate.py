@@ -11,10 +11,6 @@ from pathlib import Path
 
 import typer
 
-from geodistill.evaluation import evaluate_seeds, headline_metrics
-from geodistill.io import write_json
-from geodistill.training.checkpoint import DISTILLED_MODELS
-from geodistill.training.device import Placement
 from stages.common import UserError, friendly, load, require, script
 
 
@@ -33,6 +29,11 @@ def evaluate(config: Path = typer.Option(None, "--config", "-c", help="params fi
                                                       "median, within 1 m of the run; of report.distilled_model "
                                                       "for a distill run): what `dvc exp show` lists")):
     """2-DoF and 3-DoF localization metrics on the test split, with the tile-centre reference."""
+    # imported here, not at the top: `geodistill --help` and the other commands start without torch
+    from geodistill.evaluation import evaluate_seeds, headline_metrics
+    from geodistill.io import write_json
+    from geodistill.training.checkpoint import DISTILLED_MODELS
+    from geodistill.training.device import Placement
     require(index, "sample table")
     require(orientation, "orientation predictions")
     if config is None:

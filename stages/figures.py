@@ -10,9 +10,6 @@ from pathlib import Path
 
 import typer
 
-from geodistill.reports.figures import write_figures
-from geodistill.reports.runs import ReportError
-from geodistill.reports.tables import describe_dataset
 from stages.common import ConfigOpt, UserError, friendly, load, require, script
 
 
@@ -27,6 +24,10 @@ def figures(config: Path = ConfigOpt,
             plots: Path = typer.Option(None, help="also write the training curves here, one CSV per method "
                                                   "(dvc plots)")):
     """The paper's figures (PNG): error CDF, FoV sweep, training curves, orientation error, examples."""
+    # imported here, not at the top: `geodistill --help` and the other commands start without torch
+    from geodistill.reports.figures import write_figures
+    from geodistill.reports.runs import ReportError
+    from geodistill.reports.tables import describe_dataset
     params = load(config)
     require(eval_dir, "per-sample predictions folder")
     require(runs, "runs folder")

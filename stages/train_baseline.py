@@ -10,9 +10,6 @@ from pathlib import Path
 
 import typer
 
-from geodistill.distributed import data_parallel, print_once
-from geodistill.training.baseline import train_baseline_seeds
-from geodistill.training.device import Placement
 from stages.common import ConfigOpt, UserError, friendly, load, require, script
 
 
@@ -24,6 +21,10 @@ def train_baseline(config: Path = ConfigOpt,
                    out: Path = typer.Option(..., help="run folder: seed<s>/ (best.pt, last.pt, history.csv) "
                                                       "per seed of report.seeds")):
     """Train a localization baseline (G2SWeakly or CCVPE) on one area protocol, once per seed."""
+    # imported here, not at the top: `geodistill --help` and the other commands start without torch
+    from geodistill.distributed import data_parallel, print_once
+    from geodistill.training.baseline import train_baseline_seeds
+    from geodistill.training.device import Placement
     params = load(config)
     if area not in ("same", "cross"):
         raise UserError(f"--area must be same or cross, got {area!r}")

@@ -9,10 +9,6 @@ from pathlib import Path
 
 import typer
 
-from geodistill.distributed import data_parallel, print_once, world
-from geodistill.io import write_json
-from geodistill.training.device import Placement
-from geodistill.training.orientation import train_orientation as train
 from stages.common import ConfigOpt, friendly, load, require, script
 
 
@@ -26,6 +22,11 @@ def train_orientation(config: Path = ConfigOpt,
                       headline: Path = typer.Option(None, help="also a small JSON of the mean and median yaw "
                                                                "error per area: what `dvc exp show` lists")):
     """Train the orientation network per area protocol; write test metrics (wrap-around errors)."""
+    # imported here, not at the top: `geodistill --help` and the other commands start without torch
+    from geodistill.distributed import data_parallel, print_once, world
+    from geodistill.io import write_json
+    from geodistill.training.device import Placement
+    from geodistill.training.orientation import train_orientation as train
     params = load(config)
     require(index, "sample table")
     require(bev / "bev.npy", "BEV array", "run `geodistill render-bev` first")
