@@ -24,7 +24,8 @@ STAGES = {"synth": synth.synth, "download": download.download, "verify-data": ve
           "train-orientation": train_orientation.train_orientation,
           "train-baseline": train_baseline.train_baseline, "distill": distill.distill,
           "evaluate": evaluate.evaluate, "tables": tables.tables, "figures": figures.figures}
-TOOLS = {"bev": tools.bev, "localize": tools.localize, "readme": tools.readme, "preset": tools.preset}
+TOOLS = {"bev": tools.bev, "localize": tools.localize, "readme": tools.readme, "preset": tools.preset,
+         "stability": tools.stability}
 
 for _name, _command in {**STAGES, **TOOLS}.items():
     app.command(_name)(_command)

@@ -1,10 +1,12 @@
 """`geodistill` commands that are not dvc.yaml stages: inspect data (bev), use a trained model
-(localize), copy the generated tables into the README (readme), switch params onto a preset.
+(localize), copy the generated tables into the README (readme), switch params onto a preset,
+compare the claims' verdicts of two runs on disjoint seeds (stability).
 
     geodistill bev --pano FILE.jpg --out FILE.png --size 512 --mpp 0.1 --camera-height 2
     geodistill localize --checkpoint data/baselines/g2s_vgg-cross/seed2023/best.pt --pano P.jpg --sat S.png --mpp 0.5
     geodistill readme --tables reports/tables --readme README.md
     geodistill preset vigor --root /data/VIGOR
+    geodistill stability --second reports/stability/seeds-2025-2026/claims.csv --out reports/stability/verdicts.md
 """
 from __future__ import annotations
 
@@ -131,3 +133,24 @@ def preset(name: str = typer.Argument(..., help="a preset of configs/ (vigor, ki
     elif params.data.source != "synthetic" and not Path(params.data.root).is_dir():
         typer.echo(f"note: {params.data.root} does not exist yet: unpack the dataset there, or set "
                    f"data.download: [{params.data.source}] and data.archives in {out}")
+
+
+@friendly
+def stability(first: Path = typer.Option(Path("reports/tables/claims.csv"), help="claims.csv of one run"),
+              second: Path = typer.Option(..., help="claims.csv of the same params on other training seeds"),
+              labels: tuple[str, str] = typer.Option(("2023-2024", "2025-2026"), help="a heading for each run"),
+              out: Path = typer.Option(None, help="Markdown file to write (default: print it)")):
+    """Verdict by verdict, do two runs of the claims table agree? Writes a Markdown table and a count."""
+    from geodistill.io import write_text
+    from geodistill.reports.stability import StabilityError, agreement, compare_verdicts, read_claims
+    from geodistill.reports.tables import markdown
+    try:
+        table = compare_verdicts(read_claims(first), read_claims(second), labels)
+    except StabilityError as error:
+        raise UserError(str(error)) from None
+    text = f"{markdown(table)}\n\n{agreement(table)}\n"
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        write_text(out, text)
+        typer.echo(f"{out} <- {first}, {second}: {agreement(table)}")

@@ -1,0 +1,57 @@
+"""Verdict agreement between two claims tables (reports/stability.py, `geodistill stability`)."""
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from geodistill.reports.stability import StabilityError, agreement, compare_verdicts, read_claims
+from stages.cli import app
+
+COLUMNS = ["claim", "method", "area", "run", "reference", "mean_change_pct", "verdict"]
+FIRST = [["GeoDistill beats its baseline", "g2s_vgg", "cross", "gd-vgg-cross", "vgg-cross", -3.66, "inconclusive"],
+         ["GeoDistill beats its baseline", "g2s_vgg", "same", "gd-vgg-same", "vgg-same", -5.41, "holds"],
+         ["FoV occlusion beats random_patch", "g2s_vgg", "cross", "gd-vgg-cross", "rp-vgg-cross", -5.2, "holds"]]
+SECOND = [["FoV occlusion beats random_patch", "g2s_vgg", "cross", "gd-vgg-cross", "rp-vgg-cross", 0.8, "inconclusive"],
+          ["GeoDistill beats its baseline", "g2s_vgg", "same", "gd-vgg-same", "vgg-same", -3.5, "holds"],
+          ["GeoDistill beats its baseline", "g2s_vgg", "cross", "gd-vgg-cross", "vgg-cross", 0.7, "inconclusive"]]
+
+
+def claims(rows) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def test_rows_pair_by_claim_run_and_reference_in_the_first_tables_order():
+    table = compare_verdicts(claims(FIRST), claims(SECOND), ("a", "b"))
+    assert table.to_dict("list") == {
+        "claim": ["GeoDistill beats its baseline"] * 2 + ["FoV occlusion beats random_patch"],
+        "method": ["g2s_vgg"] * 3, "area": ["cross", "same", "cross"],
+        "a": ["-3.7 % inconclusive", "-5.4 % holds", "-5.2 % holds"],
+        "b": ["+0.7 % inconclusive", "-3.5 % holds", "+0.8 % inconclusive"],
+        "agree": ["yes", "yes", "**no**"]}
+    assert agreement(table) == ("Main claims (GeoDistill beats its baseline): 2 of 2 verdicts agree; "
+                                "all rows: 2 of 3.")
+
+
+def test_a_comparison_missing_from_one_side_is_named():
+    with pytest.raises(StabilityError, match=r"'FoV occlusion beats random_patch' \(gd-vgg-cross against "
+                                             r"rp-vgg-cross\) is only in the a table"):
+        compare_verdicts(claims(FIRST), claims(SECOND[1:]), ("a", "b"))
+
+
+def test_cli_writes_the_table_and_refuses_a_file_that_is_not_a_claims_table(tmp_path: Path):
+    claims(FIRST).to_csv(tmp_path / "first.csv", index=False)
+    claims(SECOND).to_csv(tmp_path / "second.csv", index=False)
+    out = tmp_path / "verdicts.md"
+    result = CliRunner().invoke(app, ["stability", "--first", str(tmp_path / "first.csv"),
+                                      "--second", str(tmp_path / "second.csv"), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert out.read_text().splitlines()[2] == ("| GeoDistill beats its baseline | g2s_vgg | cross | "
+                                               "-3.7 % inconclusive | +0.7 % inconclusive | yes |")
+    (tmp_path / "other.csv").write_text("run,mean_m\nx,1.0\n")
+    with pytest.raises(StabilityError, match="other.csv: not a claims table .no column claim, reference, method"):
+        read_claims(tmp_path / "other.csv")
+    result = CliRunner().invoke(app, ["stability", "--second", str(tmp_path / "other.csv"),
+                                      "--first", str(tmp_path / "first.csv")])
+    assert result.exit_code == 2
+    assert "not a claims table" in result.output
