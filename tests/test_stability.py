@@ -55,3 +55,15 @@ def test_cli_writes_the_table_and_refuses_a_file_that_is_not_a_claims_table(tmp_
                                       "--first", str(tmp_path / "first.csv")])
     assert result.exit_code == 2
     assert "not a claims table" in result.output
+
+
+def test_readme_values_count_the_verdicts_a_rerun_kept(tmp_path: Path):
+    from geodistill.reports.readme import readme_values
+    (tmp_path / "tables").mkdir()
+    (tmp_path / "stability" / "seeds-7-8").mkdir(parents=True)
+    interval = dict(ci_low_change_pct=-1.0, ci_high_change_pct=1.0, half_width_pct=1.0, detectable_change_pct=1.4)
+    claims(FIRST).assign(**interval).to_csv(tmp_path / "tables" / "claims.csv", index=False)
+    claims(SECOND).to_csv(tmp_path / "stability" / "seeds-7-8" / "claims.csv", index=False)
+    values = readme_values(tmp_path)
+    assert values["stability:seeds-7-8:main"] == "2 of 2"
+    assert values["stability:seeds-7-8:all"] == "2 of 3"

@@ -5,7 +5,8 @@
   value KEY computed from the reports (`readme_values`): the pipeline's wall time and machine
   (reports/pipeline_time.csv), a claim's change, interval, half-width and verdict
   (reports/tables/claims.csv), a baseline's mean/median against the tile-centre guess
-  (reports/results/<run>.json).
+  (reports/results/<run>.json), how many verdicts a rerun on other seeds kept
+  (reports/stability/<rerun>/claims.csv against reports/tables/claims.csv).
 
     geodistill readme --tables reports/tables --readme README.md     # after `dvc repro`
 
@@ -20,6 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from geodistill.io import write_text
+from geodistill.reports.stability import MAIN_CLAIM, compare_verdicts, read_claims
 
 BLOCK = re.compile(r"(<!-- table:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /table:(?P=name) -->)", re.S)
 VALUE = re.compile(r"(<!-- value:(?P<key>[\w:.-]+) -->)(?P<body>.*?)(<!-- /value -->)", re.S)
@@ -39,7 +41,9 @@ def readme_values(reports: Path) -> dict[str, str]:
     """KEY -> text, for every value the reports give:
     - `minutes`, `machine`: the summed stage times of pipeline_time.csv and the machine it names;
     - `change|ci|half_width|detectable|verdict:<run>:<reference>`: a row of the claims table;
-    - `vs_centre:<run>`: a run's 2-DoF mean and median over the tile-centre guess's, `0.45/0.16`."""
+    - `vs_centre:<run>`: a run's 2-DoF mean and median over the tile-centre guess's, `0.45/0.16`;
+    - `stability:<rerun>:main|all`: verdicts of the main claims (all rows) that the rerun in
+      reports/stability/<rerun>/ kept, `3 of 4`."""
     reports, out = Path(reports), {}
     timing = reports / "pipeline_time.csv"
     if timing.is_file():
@@ -60,6 +64,10 @@ def readme_values(reports: Path) -> dict[str, str]:
             ours, centre = m["2dof"], m["tile_centre"]
             out[f"vs_centre:{path.stem}"] = (f"{ours['mean_m'] / centre['mean_m']:.2f}/"
                                             f"{ours['median_m'] / centre['median_m']:.2f}")
+    for rerun in sorted((reports / "stability").glob("*/claims.csv")) if claims.is_file() else []:
+        table = compare_verdicts(read_claims(claims), read_claims(rerun), ("committed", rerun.parent.name))
+        for name, rows in (("main", table[table.claim == MAIN_CLAIM]), ("all", table)):
+            out[f"stability:{rerun.parent.name}:{name}"] = f"{(rows.agree == 'yes').sum()} of {len(rows)}"
     return out
 
 
