@@ -130,6 +130,25 @@ def test_cross_area_protocol(fx):
     assert set(chicago.split) == {"test"} and len(chicago) == N_TRAIN + N_TEST
 
 
+def test_cross_area_val_holds_out_whole_cities(fx):
+    table = build_index(fx.root, index_params(cross_area_val=["Seattle"]))
+    cross = table[table.area == "cross"]
+    counts = cross.groupby(["city", "split"]).size().to_dict()
+    n = N_TRAIN + N_TEST
+    assert counts == {("Chicago", "test"): n, ("NewYork", "train"): n, ("Seattle", "val"): n}
+    same = build_index(fx.root, index_params())
+    assert table[table.area == "same"].equals(same[same.area == "same"])    # the same-area protocol is untouched
+
+
+@pytest.mark.parametrize("val, message", [
+    (["Chicago"], r"cross_area_val must name cities of cross_area_train \['NewYork', 'Seattle'\], got \['Chicago'\]"),
+    (["NewYork", "Seattle"], r"holds out every cross_area_train city"),
+])
+def test_cross_area_val_must_leave_a_training_city(val, message):
+    with pytest.raises(ValueError, match=message):
+        index_params(cross_area_val=val)
+
+
 def test_val_share_follows_val_fraction(fx):
     for frac in (0.0, 0.5):
         table = build_index(fx.root, index_params(val_fraction=frac))

@@ -188,6 +188,9 @@ class IndexParams(Section):
     same_area_cities: list[CityName] = Field(min_length=1)
     cross_area_train: list[CityName] = Field(min_length=1)
     cross_area_test: list[CityName] = Field(min_length=1)
+    cross_area_val: list[CityName] = Field(
+        default_factory=list, description="cross_area_train cities held out whole as the cross-area validation "
+        "split, none of them trained on: validation on unseen cities; [] = val_fraction of every training city")
     sat_size: int = Field(ge=1, description="tile side in pixels when the root has no dataset.json (VIGOR: 640)")
     gps_noise_m: float = Field(ge=0, le=50, description="GPS error (std per axis, metres) of the training rows' "
                                "positions: it picks their positive tile and the position fully supervised "
@@ -201,6 +204,13 @@ class IndexParams(Section):
         both = sorted(set(self.cross_area_train) & set(self.cross_area_test))
         if both:
             raise ValueError(f"cross_area_train and cross_area_test must be disjoint, both have {both}")
+        stray = [c for c in self.cross_area_val if c not in self.cross_area_train]
+        if stray:
+            raise ValueError(f"cross_area_val must name cities of cross_area_train {self.cross_area_train}, "
+                             f"got {stray}")
+        if self.cross_area_val and set(self.cross_area_train) <= set(self.cross_area_val):
+            raise ValueError(f"cross_area_val {self.cross_area_val} holds out every cross_area_train city: "
+                             "leave at least one to train on")
         return self
 
 

@@ -11,7 +11,10 @@ positive (first) satellite is used as the sample's satellite image.
 - same-area: for each of `index.same_area_cities`, the same-area train list is split into
   train/val and the same-area test list is `test`;
 - cross-area: the full list (pano_label_balanced) of each `index.cross_area_train` city is
-  split into train/val, that of each `index.cross_area_test` city is `test`.
+  split into train/val, that of each `index.cross_area_test` city is `test`. With
+  `index.cross_area_val` naming some training cities, those are held out whole (all `val`, none
+  trained on) and the other training cities are all `train`: validation on cities the model
+  has not seen, as the cross-area test asks of it.
 The val share is `index.val_fraction` of each list, drawn from a generator seeded by
 (`index.seed`, CRC32 of "<area>/<city>"), so it never depends on process or dict order.
 
@@ -101,10 +104,7 @@ def _tile_geometry(root: Path, params: IndexParams):
 def _rows(root: Path, area: str, city: str, which: str, trainable: bool, params: IndexParams,
           size: int, mpp: float) -> pd.DataFrame:
     lines = read_labels(label_path(root, city, which), size)
-    if trainable:
-        split = _train_val(len(lines), params.val_fraction, params.seed, f"{area}/{city}")
-    else:
-        split = ["test"] * len(lines)
+    split = _splits(len(lines), area, city, trainable, params)
     positive = [0] * len(lines)
     pixels = [label_to_pixel(*ln.deltas[0], size) for ln in lines]
     if params.gps_noise_m > 0 and trainable:
@@ -137,6 +137,15 @@ def _gps_fixes(lines, split: list[str], params: IndexParams, key: str, size: int
             positive.append(0)
             pixels.append(tuple(at[0]))
     return positive, pixels
+
+
+def _splits(n: int, area: str, city: str, trainable: bool, params: IndexParams) -> list[str]:
+    """The split of each of a label list's n lines (module docstring)."""
+    if not trainable:
+        return ["test"] * n
+    if area == "cross" and params.cross_area_val:
+        return ["val" if city in params.cross_area_val else "train"] * n
+    return _train_val(n, params.val_fraction, params.seed, f"{area}/{city}")
 
 
 def _train_val(n: int, val_fraction: float, seed: int, key: str) -> list[str]:
