@@ -142,15 +142,13 @@ def stability(first: Path = typer.Option(Path("reports/tables/claims.csv"), help
               out: Path = typer.Option(None, help="Markdown file to write (default: print it)")):
     """Verdict by verdict, do two runs of the claims table agree? Writes a Markdown table and a count."""
     from geodistill.io import write_text
-    from geodistill.reports.stability import StabilityError, agreement, compare_verdicts, read_claims
-    from geodistill.reports.tables import markdown
+    from geodistill.reports.stability import StabilityError, verdicts_markdown
     try:
-        table = compare_verdicts(read_claims(first), read_claims(second), labels)
+        text = verdicts_markdown(first, second, labels)
     except StabilityError as error:
         raise UserError(str(error)) from None
-    text = f"{markdown(table)}\n\n{agreement(table)}\n"
     if out is None:
         typer.echo(text, nl=False)
     else:
         write_text(out, text)
-        typer.echo(f"{out} <- {first}, {second}: {agreement(table)}")
+        typer.echo(f"{out} <- {first}, {second}: {text.splitlines()[-1]}")

@@ -67,3 +67,11 @@ def test_readme_values_count_the_verdicts_a_rerun_kept(tmp_path: Path):
     values = readme_values(tmp_path)
     assert values["stability:seeds-7-8:main"] == "2 of 2"
     assert values["stability:seeds-7-8:all"] == "2 of 3"
+
+
+def test_committed_verdicts_are_those_of_the_committed_claims_tables():
+    repo = Path(__file__).resolve().parents[1]
+    from geodistill.reports.stability import verdicts_markdown
+    expected = verdicts_markdown(repo / "reports/tables/claims.csv",
+                                 repo / "reports/stability/seeds-2025-2026/claims.csv")
+    assert (repo / "reports/stability/verdicts.md").read_text() == expected

@@ -65,3 +65,10 @@ def agreement(table: pd.DataFrame) -> str:
     main = table[table["claim"] == MAIN_CLAIM]
     count = lambda rows: f"{int((rows['agree'] == 'yes').sum())} of {len(rows)}"
     return f"Main claims ({MAIN_CLAIM}): {count(main)} verdicts agree; all rows: {count(table)}."
+
+
+def verdicts_markdown(first: Path, second: Path, labels: tuple[str, str] = ("2023-2024", "2025-2026")) -> str:
+    """The text `geodistill stability` writes: the table of both runs' verdicts and the count."""
+    from geodistill.reports.tables import markdown
+    table = compare_verdicts(read_claims(first), read_claims(second), labels)
+    return f"{markdown(table)}\n\n{agreement(table)}\n"
