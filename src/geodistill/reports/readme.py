@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from geodistill.io import write_text
-from geodistill.reports.stability import MAIN_CLAIM, compare_verdicts, read_claims
+from geodistill.reports.stability import checked_claims, compare_verdicts, kept, read_claims
 
 BLOCK = re.compile(r"(<!-- table:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /table:(?P=name) -->)", re.S)
 VALUE = re.compile(r"(<!-- value:(?P<key>[\w:.-]+) -->)(?P<body>.*?)(<!-- /value -->)", re.S)
@@ -52,22 +52,23 @@ def readme_values(reports: Path) -> dict[str, str]:
         out["machine"] = f"{t.cpu.iloc[0]}, {t.cores.iloc[0]} cores, {t.gflops.iloc[0]:.0f} float32 GFLOPS"
     claims = reports / "tables" / "claims.csv"
     if claims.is_file():
-        for r in pd.read_csv(claims).itertuples():
+        committed = pd.read_csv(claims)
+        for r in committed.itertuples():
             key = f"{r.run}:{r.reference}"
             out |= {f"change:{key}": f"{signed(r.mean_change_pct)} %",
                     f"ci:{key}": f"{signed(r.ci_low_change_pct)} to {signed(r.ci_high_change_pct)} %",
                     f"half_width:{key}": f"{r.half_width_pct:.1f} %",
                     f"detectable:{key}": f"{r.detectable_change_pct:.1f} %", f"verdict:{key}": r.verdict}
+        for rerun in sorted((reports / "stability").glob("*/claims.csv")):
+            table = compare_verdicts(checked_claims(committed, claims), read_claims(rerun),
+                                     ("committed", rerun.parent.name))
+            out |= {f"stability:{rerun.parent.name}:{name}": text for name, text in kept(table).items()}
     for path in sorted((reports / "results").glob("*.json")):
         m = json.loads(path.read_text())
         if "2dof" in m and "tile_centre" in m:
             ours, centre = m["2dof"], m["tile_centre"]
             out[f"vs_centre:{path.stem}"] = (f"{ours['mean_m'] / centre['mean_m']:.2f}/"
                                             f"{ours['median_m'] / centre['median_m']:.2f}")
-    for rerun in sorted((reports / "stability").glob("*/claims.csv")) if claims.is_file() else []:
-        table = compare_verdicts(read_claims(claims), read_claims(rerun), ("committed", rerun.parent.name))
-        for name, rows in (("main", table[table.claim == MAIN_CLAIM]), ("all", table)):
-            out[f"stability:{rerun.parent.name}:{name}"] = f"{(rows.agree == 'yes').sum()} of {len(rows)}"
     return out
 
 

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from geodistill.reports.claims import MAIN_CLAIM
+
 KEY = ["claim", "run", "reference"]
-MAIN_CLAIM = "GeoDistill beats its baseline"
 
 
 class StabilityError(ValueError):
@@ -30,6 +31,11 @@ def read_claims(path: Path) -> pd.DataFrame:
         table = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
         raise StabilityError(f"{path}: not a readable CSV ({' '.join(str(error).split())})") from None
+    return checked_claims(table, path)
+
+
+def checked_claims(table: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """`table` (read from `path`) if it has the columns the comparison needs and no comparison twice."""
     missing = [c for c in [*KEY, "method", "area", "mean_change_pct", "verdict"] if c not in table.columns]
     if missing:
         raise StabilityError(f"{path}: not a claims table (no column {', '.join(missing)})")
@@ -48,7 +54,8 @@ def compare_verdicts(first: pd.DataFrame, second: pd.DataFrame, labels: tuple[st
     the verdicts agree (the changes may differ)."""
     keys = [set(map(tuple, table[KEY].itertuples(index=False))) for table in (first, second)]
     for side, own, other in ((labels[0], keys[0], keys[1]), (labels[1], keys[1], keys[0])):
-        for claim, run, reference in sorted(own - other)[:1]:
+        if own - other:
+            claim, run, reference = min(own - other)
             raise StabilityError(f"{claim!r} ({run} against {reference}) is only in the {side} table: "
                                  "compare runs of the same params")
     both = first.merge(second, on=KEY, how="left", suffixes=("_1", "_2"))
@@ -60,11 +67,16 @@ def compare_verdicts(first: pd.DataFrame, second: pd.DataFrame, labels: tuple[st
     })
 
 
-def agreement(table: pd.DataFrame) -> str:
-    """'Main claims: 3 of 4 verdicts agree; all claims: 8 of 14.'"""
-    main = table[table["claim"] == MAIN_CLAIM]
+def kept(table: pd.DataFrame) -> dict[str, str]:
+    """How many verdicts agree, of the main claims and of all rows: {'main': '3 of 4', 'all': '8 of 14'}."""
     count = lambda rows: f"{int((rows['agree'] == 'yes').sum())} of {len(rows)}"
-    return f"Main claims ({MAIN_CLAIM}): {count(main)} verdicts agree; all rows: {count(table)}."
+    return {"main": count(table[table["claim"] == MAIN_CLAIM]), "all": count(table)}
+
+
+def agreement(table: pd.DataFrame) -> str:
+    """'Main claims (GeoDistill beats its baseline): 3 of 4 verdicts agree; all rows: 8 of 14.'"""
+    counts = kept(table)
+    return f"Main claims ({MAIN_CLAIM}): {counts['main']} verdicts agree; all rows: {counts['all']}."
 
 
 def verdicts_markdown(first: Path, second: Path, labels: tuple[str, str] = ("2023-2024", "2025-2026")) -> str:
