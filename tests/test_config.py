@@ -129,6 +129,32 @@ def test_bad_baseline_runs_are_named(raw):
         parse_params(bad)
 
 
+def test_a_run_may_train_with_its_own_augmentation(raw):
+    """runs.<m>-<a>.augment replaces baselines.<m>.augment for that run only (and its distillation)."""
+    off = {"mirror": False, "rotate90": False, "permute_channels": False, "gain": 0.0}
+    raw["baselines"]["ccvpe"]["augment"] = off
+    raw["runs"]["ccvpe-same"]["augment"] = off | {"mirror": True, "gain": 0.1}
+    p = parse_params(raw)
+    own = p.method_params("ccvpe", "same")
+    assert own.augment.model_dump() == off | {"mirror": True, "gain": 0.1}
+    assert own.model_dump(exclude={"augment"}) == p.baselines["ccvpe"].model_dump(exclude={"augment"})
+    assert p.method_params("ccvpe", "cross") is p.baselines["ccvpe"]        # no run of its own: the method's
+    assert p.method_params("g2s_vgg", "same") is p.baselines["g2s_vgg"]     # a run without `augment`
+
+
+def test_bad_run_augmentation_is_named(raw):
+    bad = copy.deepcopy(raw)
+    bad["runs"]["ccvpe-same"]["augment"] = {"mirror": True, "rotate90": False, "permute_channels": False}
+    with pytest.raises(ConfigError, match=r"runs\.ccvpe-same\.augment\.gain: missing"):
+        parse_params(bad)
+    bad = copy.deepcopy(raw)
+    bad["baselines"]["g2s_vgg"]["symmetric_satellite"] = True
+    bad["baselines"]["g2s_vgg"]["augment"]["rotate90"] = True
+    bad["runs"]["g2s_vgg-same"]["augment"] = bad["baselines"]["g2s_vgg"]["augment"] | {"rotate90": False}
+    with pytest.raises(ConfigError, match=r"runs\.g2s_vgg-same\.augment: symmetric_satellite needs augment\.rotate90"):
+        parse_params(bad)
+
+
 def test_variant_without_its_baseline_run_is_named(raw):
     del raw["runs"]["g2s_vgg-cross"]
     with pytest.raises(ConfigError, match=r"distill\.variants\.geodistill-g2s_vgg-cross: no baseline run "

@@ -235,6 +235,32 @@ def test_a_missing_or_stale_baseline_and_an_unknown_variant_are_named(trained, t
                       parse_params(raw, "smoke.yaml"))
 
 
+def test_a_runs_own_augmentation_trains_its_baseline_and_distillation(trained, tmp_path, monkeypatch):
+    """runs.g2s_vgg-cross.augment (mirror on; the method's is off) is drawn by the baseline and by the
+    distillation from it, is recorded in the checkpoint, and makes a baseline trained without it stale."""
+    import geodistill.distill.teacher_student as ts
+    root, _ = trained
+    raw = yaml.safe_load((REPO / "configs" / "smoke.yaml").read_text())
+    assert not raw["baselines"]["g2s_vgg"]["augment"]["mirror"]
+    raw["runs"]["g2s_vgg-cross"]["augment"] = raw["baselines"]["g2s_vgg"]["augment"] | {"mirror": True}
+    raw["distill"]["variants"]["v"] = {"method": "g2s_vgg", "area": "cross"}
+    params = parse_params(raw, "smoke.yaml")
+    mirrored, original = [], baseline.training_batches
+
+    def recorded(data, p, *args):
+        mirrored.append(p.augment.mirror)
+        yield from original(data, p, *args)
+    monkeypatch.setattr(baseline, "training_batches", recorded)
+    monkeypatch.setattr(ts, "training_batches", recorded)
+    start = seed_dir(tmp_path / "baselines" / "g2s_vgg-cross", 2023)
+    baseline.train_baseline(root / "index.csv", start, "g2s_vgg", "cross", params, 2023)
+    assert torch.load(start / "best.pt", weights_only=True)["method_params"]["augment"]["mirror"]
+    train_distill(root / "index.csv", tmp_path / "baselines", tmp_path / "v", "v", params, 2023)
+    assert mirrored and all(mirrored)
+    with pytest.raises(CheckpointError, match=r"or `runs\.g2s_vgg-cross\.augment`\) than params\.yaml"):
+        train_distill(root / "index.csv", root / "baselines", tmp_path / "o", "v", params, 2023)
+
+
 @pytest.mark.parametrize("bad, message", [
     ({"occlusion": {"kind": "fov", "fov_deg": [0, 180]}}, r"v\.occlusion\.fov_deg\.0: Input should be greater than 0"),
     ({"occlusion": {"kind": "fov", "fov_deg": [240, 180]}}, r"v\.occlusion\.fov_deg: .*low < high"),

@@ -375,6 +375,9 @@ class BaselineRun(Section):
     method: str = Field(min_length=1, description="a key of `baselines`")
     area: Literal["same", "cross"]
     model: str = Field(min_length=1, description="the method's module models/<model>.py (= its `kind`)")
+    augment: AugmentParams | None = Field(default=None, description="this run's training augmentation, in place "
+                                          "of baselines.<method>.augment (its distillation runs draw it too); "
+                                          "null = the method's")
 
 
 class TrainParams(Section):
@@ -605,6 +608,12 @@ class Params(Section):
             if name != f"{r.method}-{r.area}" or r.model != self.baselines[r.method].kind:
                 raise ValueError(f"runs.{name}: must be named {r.method}-{r.area} and have model "
                                  f"{self.baselines[r.method].kind!r} (got {name!r}, {r.model!r})")
+            if r.augment is not None:
+                try:
+                    self.method_params(r.method, r.area)
+                except ValidationError as err:          # e.g. symmetric_satellite without rotate90
+                    why = err.errors()[0]["msg"].removeprefix("Value error, ")
+                    raise ValueError(f"runs.{name}.augment: {why}") from None
         for name, b in self.baselines.items():       # KITTI's pinhole images keep their own shape
             w, h = b.pano_size
             if self.data.source != "kitti" and w != 2 * h:
@@ -623,6 +632,13 @@ class Params(Section):
                 raise ValueError(f"distill.variants.{name}: no baseline run {v.method}-{v.area} in `runs` "
                                  f"to start from")
         return self
+
+    def method_params(self, method: str, area: str) -> BaselineParams:
+        """baselines.<method> as run <method>-<area> trains it: with the run's own `augment`, if it has one."""
+        base, run = self.baselines[method], self.runs.get(f"{method}-{area}")
+        if run is None or run.augment is None:
+            return base
+        return type(base).model_validate(base.model_dump() | {"augment": run.augment.model_dump()})
 
 
 def _describe(err: dict, model: type[BaseModel]) -> str:

@@ -99,7 +99,7 @@ def train_distill(index_path: Path, baselines: Path, out: Path, name: str, param
         raise ConfigError(f"unknown distill variant {name!r}: params `distill.variants` has "
                           f"{', '.join(params.distill.variants) or 'none'}")
     v, t = params.distill.variants[name], params.train
-    p = params.baselines[v.method]
+    p = params.method_params(v.method, v.area)
     seed = params.report.seeds[0] if seed is None else seed
     start = seed_dir(Path(baselines) / f"{v.method}-{v.area}", seed) / "best.pt"
     student, base = load_checkpoint(start, v.method)
@@ -107,8 +107,8 @@ def train_distill(index_path: Path, baselines: Path, out: Path, name: str, param
         raise CheckpointError(f"{start} holds a {v.method}-{base['area']} model, not the {v.method}-{v.area} "
                               f"baseline variant {name} starts from")
     if base["method_params"] != p.model_dump(mode="json"):
-        raise CheckpointError(f"{start} was trained with other `baselines.{v.method}` params than "
-                              f"params.yaml has now: retrain it first (dvc repro train-baseline@{v.method}-{v.area})")
+        raise CheckpointError(f"{start} was trained with other `baselines.{v.method}` params (or `runs."
+                              f"{v.method}-{v.area}.augment`) than params.yaml has now: retrain it first (dvc repro train-baseline@{v.method}-{v.area})")
     if t.threads:
         torch.set_num_threads(t.threads)
     place = Placement.of(t)

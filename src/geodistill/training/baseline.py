@@ -183,7 +183,7 @@ def train_baseline(index_path: Path, out: Path, method: str, area: str, params: 
     keep the best by validation mean error. The stage runs it once per seed (train_baseline_seeds)."""
     if method not in params.baselines:
         raise ConfigError(f"unknown method {method!r}: params `baselines` has {', '.join(params.baselines)}")
-    p, t = params.baselines[method], params.train
+    p, t = params.method_params(method, area), params.train
     seed = params.report.seeds[0] if seed is None else seed
     if t.threads:
         torch.set_num_threads(t.threads)
