@@ -107,8 +107,9 @@ def train_distill(index_path: Path, baselines: Path, out: Path, name: str, param
         raise CheckpointError(f"{start} holds a {v.method}-{base['area']} model, not the {v.method}-{v.area} "
                               f"baseline variant {name} starts from")
     if base["method_params"] != p.model_dump(mode="json"):
-        raise CheckpointError(f"{start} was trained with other `baselines.{v.method}` params (or `runs."
-                              f"{v.method}-{v.area}.augment`) than params.yaml has now: retrain it first (dvc repro train-baseline@{v.method}-{v.area})")
+        run = f"{v.method}-{v.area}"
+        raise CheckpointError(f"{start} was trained with other `baselines.{v.method}` params (or `runs.{run}.augment`) "
+                              f"than params.yaml has now: retrain it first (dvc repro train-baseline@{run})")
     if t.threads:
         torch.set_num_threads(t.threads)
     place = Placement.of(t)
