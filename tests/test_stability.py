@@ -5,8 +5,10 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from geodistill.reports.stability import StabilityError, agreement, compare_verdicts, read_claims
+from geodistill.reports.stability import (StabilityError, agreement, compare_verdicts, read_claims,
+                                          verdicts_markdown)
 from stages.cli import app
+from conftest import REPO
 
 COLUMNS = ["claim", "method", "area", "run", "reference", "mean_change_pct", "verdict"]
 FIRST = [["GeoDistill beats its baseline", "g2s_vgg", "cross", "gd-vgg-cross", "vgg-cross", -3.66, "inconclusive"],
@@ -70,8 +72,6 @@ def test_readme_values_count_the_verdicts_a_rerun_kept(tmp_path: Path):
 
 
 def test_committed_verdicts_are_those_of_the_committed_claims_tables():
-    repo = Path(__file__).resolve().parents[1]
-    from geodistill.reports.stability import verdicts_markdown
-    expected = verdicts_markdown(repo / "reports/tables/claims.csv",
-                                 repo / "reports/stability/seeds-2025-2026/claims.csv")
-    assert (repo / "reports/stability/verdicts.md").read_text() == expected
+    expected = verdicts_markdown(REPO / "reports/tables/claims.csv",
+                                 REPO / "reports/stability/seeds-2025-2026/claims.csv")
+    assert (REPO / "reports/stability/verdicts.md").read_text() == expected
