@@ -20,7 +20,7 @@ from geodistill.evaluation import evaluate, evaluate_seeds
 from geodistill.training import baseline
 from geodistill.training.checkpoint import CheckpointError
 from geodistill.training.samples import LocalizationSamples, tile_disjoint_batches
-from geodistill.training.step import lr_schedule
+from geodistill.training.step import adamw, lr_schedule
 
 
 def test_batches_never_share_a_tile_and_lose_nothing_they_can_keep():
@@ -219,6 +219,26 @@ def test_the_lr_schedule_ramps_then_holds_or_decays_to_zero():
     decay = [0.5 * (1 + np.cos(np.pi * k / 8)) for k in range(1, 9)]   # steps 3..10 of 10
     np.testing.assert_allclose(cosine[2:10], decay, rtol=1e-12)
     assert cosine[9] == pytest.approx(0.0, abs=1e-15) and cosine[10:] == [cosine[9]] * 2
+
+
+def test_the_fused_optimiser_makes_the_reference_adamw_update():
+    """adamw (torch's fused kernel) against torch's per-tensor AdamW: the same update, to float32
+    rounding, over steps with weight decay, on tensors of several shapes."""
+    torch.manual_seed(0)
+    start = [torch.randn(3, 5), torch.randn(7), torch.randn(2, 3, 4, 4)]
+    grads = [[torch.randn_like(w) for w in start] for _ in range(5)]
+    ends = []
+    for make in (lambda ws: adamw(ws, 1e-2, 1e-3), lambda ws: torch.optim.AdamW(ws, lr=1e-2, weight_decay=1e-3)):
+        weights = [w.clone().requires_grad_(True) for w in start]
+        optimizer = make(weights)
+        for step in grads:
+            for w, g in zip(weights, step):
+                w.grad = g.clone()
+            optimizer.step()
+        ends.append([w.detach() for w in weights])
+    for fused, reference, first in zip(*ends, start):
+        assert not torch.equal(fused, first)                          # it moved: 5 steps of 1e-2
+        torch.testing.assert_close(fused, reference, rtol=1e-5, atol=1e-6)
 
 
 def test_parallel_seeds_give_each_seed_exactly_its_one_process_result(smoke_run, tmp_path):

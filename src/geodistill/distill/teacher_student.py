@@ -48,7 +48,7 @@ from geodistill.training.baseline import (RESUMABLE_ACROSS, load_checkpoint, loa
 from geodistill.training.checkpoint import DISTILLED_MODELS as MODELS, CheckpointError, Checkpointer, file_digest, seed_dir
 from geodistill.training.device import Placement, deterministic
 from geodistill.training.seeds import run_seeds
-from geodistill.training.step import memory_hint, optimizer_step, prepare, world_rows
+from geodistill.training.step import adamw, memory_hint, optimizer_step, prepare, world_rows
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +120,7 @@ def train_distill(index_path: Path, baselines: Path, out: Path, name: str, param
     student = prepare(place.model(student), world)
     teacher = make_teacher(student)
     trainable = [q for q in student.parameters() if q.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=v.lr, weight_decay=v.weight_decay)
+    optimizer = adamw(trainable, v.lr, v.weight_decay)
     epochs = max(1, round(v.epochs_factor * p.epochs))
     drawn = p if v.max_train_samples == 0 else p.model_copy(update={"max_train_samples": v.max_train_samples})
     key = {"variant": v.model_dump(), "seed": seed, "train": t.model_dump(exclude=RESUMABLE_ACROSS), "baseline": file_digest(start),

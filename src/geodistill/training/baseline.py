@@ -42,7 +42,7 @@ from geodistill.training.checkpoint import CheckpointError, Checkpointer, file_d
 from geodistill.training.device import Placement, deterministic
 from geodistill.training.samples import LocalizationSamples
 from geodistill.training.seeds import run_seeds
-from geodistill.training.step import lr_schedule, memory_hint, optimizer_step, prepare, world_rows
+from geodistill.training.step import adamw, lr_schedule, memory_hint, optimizer_step, prepare, world_rows
 
 log = logging.getLogger(__name__)
 # train params a checkpoint may be resumed under (how many processes, which device, the
@@ -194,7 +194,7 @@ def train_baseline(index_path: Path, out: Path, method: str, area: str, params: 
     val_shard = splits["val"].subset(world.shard(len(splits["val"])))
     model = prepare(place.model(build_model(p, params.bev.camera_height_m, seed, f"baselines.{method}")), world)
     trainable = [q for q in model.parameters() if q.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=p.lr, weight_decay=p.weight_decay)
+    optimizer = adamw(trainable, p.lr, p.weight_decay)
     scheduler = lr_schedule(optimizer, p.lr_schedule, p.warmup_fraction, p.epochs * steps_per_epoch(splits["train"], p))
     key = {"method": method, "area": area, "seed": seed, "baseline": p.model_dump(),
            "train": t.model_dump(exclude=RESUMABLE_ACROSS),

@@ -41,7 +41,7 @@ from geodistill.models.orientation import build_orientation_net
 from geodistill.training.checkpoint import Checkpointer
 from geodistill.training.device import Placement, deterministic
 from geodistill.training.samples import read_sample_tile, tile_keys
-from geodistill.training.step import memory_hint, optimizer_step, prepare, world_rows
+from geodistill.training.step import adamw, memory_hint, optimizer_step, prepare, world_rows
 
 log = logging.getLogger(__name__)
 TEST_STREAM, VAL_STREAM = 1_000_001, 1_000_002     # rng streams of the fixed evaluation yaws
@@ -152,7 +152,7 @@ def train_area(area: str, index: pd.DataFrame, bev: np.ndarray, bev_row: dict, p
     world = distributed.world()
     torch.manual_seed(p.seed)
     model = prepare(place.model(build_net(p, views.bev_px)), world)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=p.lr, weight_decay=p.weight_decay)
+    optimizer = adamw(model.parameters(), p.lr, p.weight_decay)
     n_train = len(splits["train"]) if p.max_train_samples == 0 else min(p.max_train_samples, len(splits["train"]))
     steps = -(-n_train // p.batch_size)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=p.epochs * steps)

@@ -32,6 +32,13 @@ def prepare(model: torch.nn.Module, world: World) -> torch.nn.Module:
     return model
 
 
+def adamw(params, lr: float, weight_decay: float) -> torch.optim.AdamW:
+    """AdamW with torch's fused kernel (CPU and CUDA): one pass over every parameter instead of a
+    loop over the tensors, the same update to float rounding; a CPU step of g2s_dino or CCVPE
+    takes ~8 % less time (benchmarks/localization_speed.py)."""
+    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=True)
+
+
 def world_rows(n: int, world: World) -> tuple[slice, float]:
     """This rank's rows of a global batch of n samples, and their share of it. A batch with fewer
     samples than processes (at most an epoch's last one) gets share 0 on every rank: skip it."""
