@@ -66,12 +66,32 @@ def test_readme_values_count_the_verdicts_a_rerun_kept(tmp_path: Path):
     interval = dict(ci_low_change_pct=-1.0, ci_high_change_pct=1.0, half_width_pct=1.0, detectable_change_pct=1.4)
     claims(FIRST).assign(**interval).to_csv(tmp_path / "tables" / "claims.csv", index=False)
     claims(SECOND).to_csv(tmp_path / "stability" / "seeds-7-8" / "claims.csv", index=False)
+    earlier = tmp_path / "stability" / "abc1234"                  # an earlier default's check, kept whole
+    for seeds, rows in (("seeds-2023-2024", SECOND), ("seeds-2025-2026", FIRST)):
+        (earlier / seeds).mkdir(parents=True)
+        claims(rows).to_csv(earlier / seeds / "claims.csv", index=False)
     values = readme_values(tmp_path)
     assert values["stability:seeds-7-8:main"] == "2 of 2"
     assert values["stability:seeds-7-8:all"] == "2 of 3"
+    assert values["stability:abc1234:main"] == "2 of 2"
+    assert values["stability:abc1234:all"] == "2 of 3"
+
+
+def committed_comparisons() -> list[tuple[Path, Path, Path]]:
+    """(verdicts.md, first claims, second claims) of every committed stability check: the current
+    default's (reports/stability/verdicts.md, against reports/tables/claims.csv) and each earlier
+    default's, kept whole in reports/stability/<commit>/."""
+    stability = REPO / "reports/stability"
+    found = [(folder / "verdicts.md", folder / "seeds-2023-2024/claims.csv", folder / "seeds-2025-2026/claims.csv")
+             for folder in sorted(stability.glob("*/")) if (folder / "verdicts.md").is_file()]
+    if (stability / "verdicts.md").is_file():
+        found.append((stability / "verdicts.md", REPO / "reports/tables/claims.csv",
+                      stability / "seeds-2025-2026/claims.csv"))
+    return found
 
 
 def test_committed_verdicts_are_those_of_the_committed_claims_tables():
-    expected = verdicts_markdown(REPO / "reports/tables/claims.csv",
-                                 REPO / "reports/stability/seeds-2025-2026/claims.csv")
-    assert (REPO / "reports/stability/verdicts.md").read_text() == expected
+    comparisons = committed_comparisons()
+    assert comparisons, "no committed stability check under reports/stability"
+    for verdicts, first, second in comparisons:
+        assert verdicts.read_text() == verdicts_markdown(first, second), verdicts

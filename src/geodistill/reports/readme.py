@@ -43,7 +43,8 @@ def readme_values(reports: Path) -> dict[str, str]:
     - `change|ci|half_width|detectable|verdict:<run>:<reference>`: a row of the claims table;
     - `vs_centre:<run>`: a run's 2-DoF mean and median over the tile-centre guess's, `0.45/0.16`;
     - `stability:<rerun>:main|all`: verdicts of the main claims (all rows) that the rerun in
-      reports/stability/<rerun>/ kept, `3 of 4`."""
+      reports/stability/<rerun>/ kept, `3 of 4`; for an earlier default's check, kept whole in
+      reports/stability/<commit>/seeds-2023-2024|seeds-2025-2026/, `stability:<commit>:main|all`."""
     reports, out = Path(reports), {}
     timing = reports / "pipeline_time.csv"
     if timing.is_file():
@@ -63,6 +64,11 @@ def readme_values(reports: Path) -> dict[str, str]:
             table = compare_verdicts(checked_claims(committed, claims), read_claims(rerun),
                                      ("committed", rerun.parent.name))
             out |= {f"stability:{rerun.parent.name}:{name}": text for name, text in kept(table).items()}
+    for first in sorted((reports / "stability").glob("*/seeds-2023-2024/claims.csv")):
+        check = first.parent.parent
+        table = compare_verdicts(read_claims(first), read_claims(check / "seeds-2025-2026" / "claims.csv"),
+                                 ("2023-2024", "2025-2026"))
+        out |= {f"stability:{check.name}:{name}": text for name, text in kept(table).items()}
     for path in sorted((reports / "results").glob("*.json")):
         m = json.loads(path.read_text())
         if "2dof" in m and "tile_centre" in m:
