@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from geodistill.reports.stability import (StabilityError, agreement, compare_verdicts, read_claims,
-                                          verdicts_markdown)
+from geodistill.reports.stability import (StabilityError, agreement, archived_checks, compare_verdicts,
+                                          read_claims, verdicts_markdown)
 from stages.cli import app
 from conftest import REPO
 
@@ -82,8 +82,7 @@ def committed_comparisons() -> list[tuple[Path, Path, Path]]:
     default's (reports/stability/verdicts.md, against reports/tables/claims.csv) and each earlier
     default's, kept whole in reports/stability/<commit>/."""
     stability = REPO / "reports/stability"
-    found = [(folder / "verdicts.md", folder / "seeds-2023-2024/claims.csv", folder / "seeds-2025-2026/claims.csv")
-             for folder in sorted(stability.glob("*/")) if (folder / "verdicts.md").is_file()]
+    found = [(folder / "verdicts.md", first, second) for folder, first, second in archived_checks(stability)]
     if (stability / "verdicts.md").is_file():
         found.append((stability / "verdicts.md", REPO / "reports/tables/claims.csv",
                       stability / "seeds-2025-2026/claims.csv"))

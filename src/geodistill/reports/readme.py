@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from geodistill.io import write_text
-from geodistill.reports.stability import checked_claims, compare_verdicts, kept, read_claims
+from geodistill.reports.stability import archived_checks, checked_claims, compare_verdicts, kept, read_claims
 
 BLOCK = re.compile(r"(<!-- table:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /table:(?P=name) -->)", re.S)
 VALUE = re.compile(r"(<!-- value:(?P<key>[\w:.-]+) -->)(?P<body>.*?)(<!-- /value -->)", re.S)
@@ -64,10 +64,8 @@ def readme_values(reports: Path) -> dict[str, str]:
             table = compare_verdicts(checked_claims(committed, claims), read_claims(rerun),
                                      ("committed", rerun.parent.name))
             out |= {f"stability:{rerun.parent.name}:{name}": text for name, text in kept(table).items()}
-    for first in sorted((reports / "stability").glob("*/seeds-2023-2024/claims.csv")):
-        check = first.parent.parent
-        table = compare_verdicts(read_claims(first), read_claims(check / "seeds-2025-2026" / "claims.csv"),
-                                 ("2023-2024", "2025-2026"))
+    for check, first, second in archived_checks(reports / "stability"):
+        table = compare_verdicts(read_claims(first), read_claims(second), ("2023-2024", "2025-2026"))
         out |= {f"stability:{check.name}:{name}": text for name, text in kept(table).items()}
     for path in sorted((reports / "results").glob("*.json")):
         m = json.loads(path.read_text())

@@ -79,6 +79,13 @@ def agreement(table: pd.DataFrame) -> str:
     return f"Main claims ({MAIN_CLAIM}): {counts['main']} verdicts agree; all rows: {counts['all']}."
 
 
+def archived_checks(stability: Path) -> list[tuple[Path, Path, Path]]:
+    """Earlier defaults' checks, each kept whole in <stability>/<commit>/: (its folder, the claims
+    of the default's seeds, seeds-2023-2024/claims.csv, and of the rerun, seeds-2025-2026/claims.csv)."""
+    return [(first.parent.parent, first, first.parent.parent / "seeds-2025-2026" / "claims.csv")
+            for first in sorted(Path(stability).glob("*/seeds-2023-2024/claims.csv"))]
+
+
 def verdicts_markdown(first: Path, second: Path, labels: tuple[str, str] = ("2023-2024", "2025-2026")) -> str:
     """The text `geodistill stability` writes: the table of both runs' verdicts and the count."""
     from geodistill.reports.tables import markdown

@@ -35,7 +35,7 @@ def prepare(model: torch.nn.Module, world: World) -> torch.nn.Module:
 def adamw(params, lr: float, weight_decay: float) -> torch.optim.AdamW:
     """AdamW with torch's fused kernel (CPU and CUDA): one pass over every parameter instead of a
     loop over the tensors, the same update to float rounding; a CPU step of g2s_dino or CCVPE
-    takes ~8 % less time (benchmarks/localization_speed.py)."""
+    takes ~8 % less time (docs/synthetic-default.md#the-hour-on-a-slower-machine)."""
     return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=True)
 
 
