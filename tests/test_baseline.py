@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import cv2
 import numpy as np
@@ -20,6 +21,7 @@ from geodistill.evaluation import evaluate, evaluate_seeds
 from geodistill.training import baseline
 from geodistill.training.checkpoint import CheckpointError
 from geodistill.training.samples import LocalizationSamples, tile_disjoint_batches
+from geodistill.training.seeds import start_method
 from geodistill.training.step import adamw, lr_schedule
 
 
@@ -266,6 +268,19 @@ def test_parallel_seeds_give_each_seed_exactly_its_one_process_result(smoke_run,
         scored[parallel] = evaluate_seeds(tmp_path / "p1", params.report.seeds, root / "index.csv", tmp_path / "orient.csv",
                                           tmp_path / f"e{parallel}", tmp_path / f"e{parallel}.json", parallel=t)
     assert scored[1] == scored[2] and scored[1]["seeds"] == params.report.seeds
+
+
+def test_seed_workers_are_forked_only_where_it_is_safe(monkeypatch):
+    """One-thread workers on Linux inherit this process's imports (the test above forks them from a
+    process that has trained already); multi-thread workers, other systems and a process that
+    touched CUDA spawn."""
+    assert start_method(1) == ("fork" if sys.platform.startswith("linux") else "spawn")
+    assert start_method(2) == "spawn"
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
+    assert start_method(1) == "spawn"
+    monkeypatch.setattr(sys, "platform", "darwin")
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: False)
+    assert start_method(1) == "spawn"
 
 
 def test_several_kinds_of_parallelism_at_once_are_refused(smoke_params):

@@ -2,17 +2,22 @@
 
     results = run_seeds(train_one, [2023, 2024, 2025], params.train)   # seed -> train_one(seed)
 
-With `train.parallel_seeds` = k > 1, k seeds run at once, each in its own spawned process with
+With `train.parallel_seeds` = k > 1, k seeds run at once, each in its own process with
 `train.threads` torch threads (0: the machine's cores / k). Small CPU models use two cores far
 better as two one-thread processes than as one two-thread process, and every seed stays exactly
 reproducible: its numbers depend on its own thread count, never on which seeds run beside it.
 `fn` must be picklable (a module-level function, or a functools.partial of one).
+
+The workers are forked where that is safe (start_method), so they inherit the torch and timm
+this process imported instead of importing them again: a spawned pair took 5-9 s to start on
+the 2-core reference machine, once per training and scoring stage (benchmarks/worker_start.py).
 """
 from __future__ import annotations
 
 import logging
 import multiprocessing
 import os
+import sys
 from collections.abc import Callable, Hashable
 from concurrent.futures import ProcessPoolExecutor
 
@@ -25,6 +30,15 @@ from geodistill.config import TrainParams
 def worker_threads(t: TrainParams) -> int:
     """torch threads of one seed's process."""
     return t.threads or max(1, (os.cpu_count() or 1) // t.parallel_seeds)
+
+
+def start_method(threads: int) -> str:
+    """`fork` on Linux for one-thread workers while CUDA is untouched, else `spawn`. A forked child
+    cannot use a CUDA context of its parent, and GNU OpenMP can hang in a child that starts a
+    multi-thread parallel region after its parent ran one (pytorch/pytorch#58962); with one
+    thread torch runs no OpenMP region at all. macOS and Windows always spawn."""
+    safe = sys.platform.startswith("linux") and threads == 1 and not torch.cuda.is_initialized()
+    return "fork" if safe else "spawn"
 
 
 def _start_worker(threads: int) -> None:
@@ -40,8 +54,9 @@ def run_seeds(fn: Callable[[Hashable], dict], keys: list, t: TrainParams | None)
     workers = 1 if t is None else min(t.parallel_seeds, len(keys))
     if workers <= 1:
         return {key: fn(key) for key in keys}
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                             initializer=_start_worker, initargs=(worker_threads(t),)) as pool:
+    threads = worker_threads(t)
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(start_method(threads)),
+                             initializer=_start_worker, initargs=(threads,)) as pool:
         futures = {key: pool.submit(fn, key) for key in keys}
         try:
             return {key: future.result() for key, future in futures.items()}
