@@ -9,8 +9,9 @@ reproducible: its numbers depend on its own thread count, never on which seeds r
 `fn` must be picklable (a module-level function, or a functools.partial of one).
 
 The workers are forked where that is safe (start_method), so they inherit the torch and timm
-this process imported instead of importing them again: a spawned pair took 5-9 s to start on
-the 2-core reference machine, once per training and scoring stage (benchmarks/worker_start.py).
+this process imported instead of importing them again: a spawned pair took 4.1 s to start on
+the quiet 2-core reference machine, a forked one 0.03 s, once per training and scoring stage
+(benchmarks/worker_start.py).
 """
 from __future__ import annotations
 
