@@ -23,10 +23,11 @@ test: $(STAMP)  ## fast tests (no `slow` marker): what CI runs
 test-full: $(STAMP)  ## every test, slow ones included
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -q -m "slow or not slow"
 
-bench: $(STAMP)  ## throughput: world rendering, BEV pre-rendering, localization baselines
+bench: $(STAMP)  ## throughput: world rendering, BEV pre-rendering, localization baselines, memory reuse
 	$(BIN)/python benchmarks/synth_speed.py
 	$(BIN)/python benchmarks/bev_speed.py
 	$(BIN)/python benchmarks/localization_speed.py
+	$(BIN)/python benchmarks/memory_reuse.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

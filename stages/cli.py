@@ -14,7 +14,7 @@ import typer
 
 from stages import (distill, download, evaluate, figures, index, render_bev, synth, tables, tools, train_baseline,
                     train_orientation, verify_data)
-from stages.common import setup_logging
+from stages.common import start_process
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="GeoDistill replication: one command per stage of dvc.yaml.")
@@ -34,7 +34,7 @@ for _name, _command in {**STAGES, **TOOLS}.items():
 @app.callback()
 def _setup() -> None:
     """GeoDistill replication: one command per stage of dvc.yaml."""
-    setup_logging()
+    start_process()
 
 
 def main() -> None:  # pragma: no cover - console entry

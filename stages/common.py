@@ -1,14 +1,17 @@
-"""What every stage module shares: the `--config` option, loading params, and the one place that
-turns an expected failure (bad params, bad data, a bad checkpoint or option, a full disk, an
-interrupt) into one line on stderr and exit code 2. A real bug still shows its traceback.
+"""What every stage module shares: the `--config` option, loading params, the process set-up
+(logging, glibc's memory reuse), and the one place that turns an expected failure (bad params,
+bad data, a bad checkpoint or option, a full disk, an interrupt) into one line on stderr and
+exit code 2. A real bug still shows its traceback.
 
     from stages.common import ConfigOpt, UserError, friendly, load, script
 """
 from __future__ import annotations
 
+import ctypes
 import errno
 import functools
 import logging
+import os
 from pathlib import Path
 from typing import Callable
 
@@ -62,13 +65,34 @@ def require(path: Path, what: str, hint: str = "") -> None:
         raise UserError(f"{what} not found: {path}" + (f" ({hint})" if hint else ""))
 
 
-def setup_logging() -> None:
+def keep_freed_memory(limit: int = 1 << 30) -> bool:
+    """Have glibc keep freed blocks of up to `limit` bytes for reuse instead of handing them back
+    to the kernel. By default a block of 32 MB or more is unmapped when freed and the heap top is
+    trimmed, so the next array of that size faults in fresh zeroed pages: building the largest
+    synthetic city (rasters of 60-240 MB, rebuilt for every road) spent 18.8 of its 34.2 s in the
+    kernel. Kept, the same arithmetic runs on warm pages and gives the same bytes: 19.3 s, and
+    training steps 6 % faster (benchmarks/memory_reuse.py; peak memory +1 %).
+    Forked workers inherit it. Returns whether it applied: not off glibc, nor where the user set
+    MALLOC_MMAP_THRESHOLD_ or MALLOC_TRIM_THRESHOLD_ (their choice wins)."""
+    if {"MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"} & os.environ.keys():
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt                          # the process's C library
+    except (AttributeError, OSError, TypeError):                     # not glibc (macOS, Windows)
+        return False
+    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3                      # glibc's <malloc.h>
+    return bool(mallopt(M_MMAP_THRESHOLD, limit)) and bool(mallopt(M_TRIM_THRESHOLD, limit))
+
+
+def start_process() -> None:
+    """What a stage's process does first, as a script or under the `geodistill` command."""
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, datefmt="%H:%M:%S")
+    keep_freed_memory()
 
 
 def script(command: Callable) -> None:
     """Run one stage as a program (`python -m stages.<stage> --help`): its options, no subcommand."""
     app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
     app.command()(command)
-    setup_logging()
+    start_process()
     app()

@@ -1,8 +1,10 @@
 """A training stage killed mid-run resumes to the same numbers; the same seed gives byte-identical
-metrics; a NaN loss or running out of memory stops it with a message that says what to do."""
+metrics; a NaN loss or running out of memory stops it with a message that says what to do; every stage
+process keeps freed memory for reuse."""
 from __future__ import annotations
 
 import os
+import platform
 import signal
 import subprocess
 import sys
@@ -16,6 +18,7 @@ from typer.testing import CliRunner
 
 from conftest import REPO
 from stages.cli import app
+from stages.common import keep_freed_memory
 from geodistill.data.index import build_index, write_index
 from geodistill.data.synth.writer import write_world
 from geodistill.models.g2s import G2SWeakly
@@ -113,3 +116,12 @@ def test_running_out_of_memory_names_the_batch_size_param(stage, tmp_path, monke
     monkeypatch.setattr(G2SWeakly, "loss", out_of_memory)
     with pytest.raises(MemoryError, match=r"out of memory at baselines.g2s_vgg.batch_size = 4: lower it"):
         baseline.train_baseline(root / "index.csv", tmp_path / "run", "g2s_vgg", "cross", smoke_params)
+
+
+def test_freed_memory_is_kept_on_glibc_unless_the_user_set_its_thresholds(monkeypatch):
+    """stages.common.keep_freed_memory, which every stage process runs first."""
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "131072")
+    assert keep_freed_memory() is False                  # the user's own setting wins
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_")
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
+    assert keep_freed_memory() is (platform.libc_ver()[0] == "glibc")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -16,6 +17,7 @@ import pytest
 from geodistill.data import vigor
 from geodistill.data.synth.render import render_panorama, trace
 from geodistill.data.synth.world import KIND_BUILDING, Boxes, Trees, World, build_city
+from geodistill.data.synth import writer
 from geodistill.data.synth.writer import choose_cameras, tile_centres, write_world
 from geodistill.geometry import azimuth_column, elevation_row, latlon_to_metres
 
@@ -193,16 +195,27 @@ def test_dataset_json_describes_the_world(plain_world, plain_params):
         assert cv2.imread(str(pano)).shape == (plain_params.synth.pano_size[1], plain_params.synth.pano_size[0], 3)
 
 
+def digest(root: Path) -> str:
+    """sha256 over every file's relative path and bytes under `root`."""
+    h = hashlib.sha256()
+    for p in sorted(root.rglob("*")):
+        if p.is_file():
+            h.update(str(p.relative_to(root)).encode())
+            h.update(p.read_bytes())
+    return h.hexdigest()
+
+
 def test_same_params_same_bytes(tmp_path, smoke_params):
-    def digest(root):
-        h = hashlib.sha256()
-        for p in sorted(root.rglob("*")):
-            if p.is_file():
-                h.update(str(p.relative_to(root)).encode())
-                h.update(p.read_bytes())
-        return h.hexdigest()
     write_world(smoke_params.synth, tmp_path / "a")
     two_workers = smoke_params.synth.model_copy(update={"workers": 2})
     write_world(two_workers, tmp_path / "b")
     assert digest(tmp_path / "a") == digest(tmp_path / "b")
     assert not list(tmp_path.glob("*.partial"))
+
+
+def test_worlds_are_built_largest_first_and_the_order_changes_no_byte(tmp_path, smoke_params, monkeypatch):
+    assert writer.build_order(smoke_params.synth) == [1, 0]          # Calderport (0.23 m/px) before Ashford (0.25)
+    write_world(smoke_params.synth, tmp_path / "largest-first")
+    monkeypatch.setattr(writer, "build_order", lambda synth: list(range(len(synth.cities))))
+    write_world(smoke_params.synth, tmp_path / "as-listed")
+    assert digest(tmp_path / "largest-first") == digest(tmp_path / "as-listed")
