@@ -65,8 +65,7 @@ WORK = {"world": world, "train": train}
 def child(work: str, keep: bool, config: Path, city: str, steps: int) -> None:
     """Run one kind of work in this process and print its JSON line."""
     from stages.common import keep_freed_memory
-    applied = keep_freed_memory() if keep else False
-    if keep and not applied:
+    if keep and not keep_freed_memory():
         raise SystemExit("keep_freed_memory did not apply (not glibc, or MALLOC_* set in the environment)")
     t0, sys0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF).ru_stime
     result = WORK[work](config, city, steps)

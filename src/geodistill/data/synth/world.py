@@ -280,21 +280,14 @@ def top_view(ground: np.ndarray, boxes: Boxes, trees: Trees, obj: np.ndarray, he
     return top, caster, canopy
 
 
-def city_grid(city: CityParams, synth: SynthParams) -> tuple[Grid, float]:
-    """The world raster of a city (`world_supersample` cells per satellite pixel and axis) and
-    its side in metres (a whole number of satellite pixels)."""
-    n_sat = int(round(synth.extent_m / city.mpp))
-    ss = synth.world_supersample
-    return Grid(n_sat * ss, city.mpp / ss, -city.mpp / 2), n_sat * city.mpp
-
-
 def build_city(city: CityParams, synth: SynthParams, seed: int) -> World:
     """Generate one city's world, deterministically from (seed, city name)."""
     rng = np.random.default_rng(city_seed(seed, city.name))
     pal = PALETTES[city.palette]
-    grid, extent = city_grid(city, synth)
     ss = synth.world_supersample
-    n_sat = grid.n // ss
+    n_sat = int(round(synth.extent_m / city.mpp))
+    grid = Grid(n_sat * ss, city.mpp / ss, -city.mpp / 2)
+    extent = n_sat * city.mpp
 
     roads = make_roads(city, extent, rng)
     streets = lay_streets(roads, grid)
