@@ -77,20 +77,25 @@ def test_readme_values_count_the_verdicts_a_rerun_kept(tmp_path: Path):
     assert values["stability:abc1234:all"] == "2 of 3"
 
 
-def committed_comparisons() -> list[tuple[Path, Path, Path]]:
-    """(verdicts.md, first claims, second claims) of every committed stability check: the current
-    default's (reports/stability/verdicts.md, against reports/tables/claims.csv) and each earlier
-    default's, kept whole in reports/stability/<commit>/."""
-    stability = REPO / "reports/stability"
-    found = [(folder / "verdicts.md", first, second) for folder, first, second in archived_checks(stability)]
+def committed_comparisons() -> list[tuple[Path, Path, Path, tuple[str, str]]]:
+    """(verdicts.md, first claims, second claims, labels) of every committed stability check: the
+    current default's seeds rerun (reports/stability/verdicts.md), each rerun folder with its own
+    verdicts.md (reports/stability/<rerun>/, against reports/tables/claims.csv; the labels are its
+    table's two run headings) and each earlier default's, kept whole in reports/stability/<commit>/."""
+    stability, committed = REPO / "reports/stability", REPO / "reports/tables/claims.csv"
+    seeds = ("2023-2024", "2025-2026")
+    found = [(folder / "verdicts.md", first, second, seeds) for folder, first, second in archived_checks(stability)]
     if (stability / "verdicts.md").is_file():
-        found.append((stability / "verdicts.md", REPO / "reports/tables/claims.csv",
-                      stability / "seeds-2025-2026/claims.csv"))
+        found.append((stability / "verdicts.md", committed, stability / "seeds-2025-2026/claims.csv", seeds))
+    for verdicts in sorted(stability.glob("*/verdicts.md")):
+        if (verdicts.parent / "claims.csv").is_file():
+            headings = [c.strip() for c in verdicts.read_text().splitlines()[0].strip("|").split("|")]
+            found.append((verdicts, committed, verdicts.parent / "claims.csv", (headings[3], headings[4])))
     return found
 
 
 def test_committed_verdicts_are_those_of_the_committed_claims_tables():
     comparisons = committed_comparisons()
     assert comparisons, "no committed stability check under reports/stability"
-    for verdicts, first, second in comparisons:
-        assert verdicts.read_text() == verdicts_markdown(first, second), verdicts
+    for verdicts, first, second, labels in comparisons:
+        assert verdicts.read_text() == verdicts_markdown(first, second, labels), verdicts
