@@ -90,13 +90,13 @@ def factor_rows(errors: dict[str, np.ndarray], factor: float, params: Params, me
     rows = []
     for label, pick in groups:
         base = errors["baseline"][pick]
-        row = {"factor": factor, "baseline_epochs": params.baselines[method].epochs, "seeds": label,
+        row = {"budget": f"{factor:g}x", "baseline_epochs": params.baselines[method].epochs, "seeds": label,
                "val_samples": base.shape[1], "baseline_mean_m": base.mean()}
         for model in DISTILLED_MODELS:
             change, low, high, _ = paired_change(errors[model][pick], base, r.bootstrap_samples, r.confidence, rng)
             row |= {f"{model}_mean_m": errors[model][pick].mean(), f"{model}_change_pct": change,
-                    f"{model}_ci_low_pct": low, f"{model}_ci_high_pct": high}
-        low, high = row[f"{r.distilled_model}_ci_low_pct"], row[f"{r.distilled_model}_ci_high_pct"]
+                    f"{model}_ci_low_change_pct": low, f"{model}_ci_high_change_pct": high}
+        low, high = row[f"{r.distilled_model}_ci_low_change_pct"], row[f"{r.distilled_model}_ci_high_change_pct"]
         rows.append(row | {"plateau": verdict(low, high, r.plateau_tolerance_pct)})
     return rows
 

@@ -30,11 +30,11 @@ def test_a_row_per_seed_and_one_over_all_with_changes_intervals_and_the_teachers
     base = np.array([[2.0, 2.0, 2.0, 2.0], [4.0, 4.0, 4.0, 4.0]])     # (seeds, N)
     errors = {"baseline": base, "teacher": base * 0.99, "student": base * np.array([[1.2], [0.6]])}
     rows = factor_rows(errors, 1.0, params, "g2s_vgg")
-    assert [r["seeds"] for r in rows] == ["2023", "2024", "all"]
+    assert [r["seeds"] for r in rows] == ["2023", "2024", "all"] and rows[0]["budget"] == "1x"
     assert [r["baseline_mean_m"] for r in rows] == pytest.approx([2.0, 4.0, 3.0])
     assert [r["teacher_change_pct"] for r in rows] == pytest.approx([-1.0, -1.0, -1.0])
     assert [r["student_change_pct"] for r in rows] == pytest.approx([20.0, -40.0, -20.0])
     # every panorama of a seed changes alike: the per-seed intervals have no width
-    assert (rows[0]["student_ci_low_pct"], rows[0]["student_ci_high_pct"]) == pytest.approx((20.0, 20.0))
+    assert (rows[0]["student_ci_low_change_pct"], rows[0]["student_ci_high_change_pct"]) == pytest.approx((20.0, 20.0))
     assert [r["plateau"] for r in rows] == ["holds"] * 3               # the teacher's -1 % is within +-5 %
     assert rows[2]["baseline_epochs"] == RAW["baselines"]["g2s_vgg"]["epochs"] and rows[2]["val_samples"] == 4
