@@ -25,7 +25,7 @@ on 2 cores. With --work the runs are kept there, and a rerun resumes or reuses t
 from __future__ import annotations
 
 import argparse
-import logging
+import sys
 import tempfile
 from pathlib import Path
 
@@ -44,14 +44,16 @@ from geodistill.training.checkpoint import DISTILLED_MODELS, seed_dir
 from geodistill.training.samples import LocalizationSamples
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))                                   # stages/ from a checkout
+from calibration import override  # noqa: E402  (benchmarks/, this script's folder)
+from stages.common import start_process  # noqa: E402
 
 
 def scaled(raw: dict, method: str, factor: float, source: str) -> Params:
     """The params with baselines.<method>.epochs multiplied by `factor` (rounded, at least 1)."""
-    raw = yaml.safe_load(yaml.safe_dump(raw))
-    section = raw["baselines"][method]
-    section["epochs"] = max(1, round(section["epochs"] * factor))
-    return parse_params(raw, f"{source} with baselines.{method}.epochs x {factor:g}")
+    epochs = max(1, round(raw["baselines"][method]["epochs"] * factor))
+    return parse_params(override(raw, {f"baselines.{method}.epochs": epochs}),
+                        f"{source} with baselines.{method}.epochs x {factor:g}")
 
 
 def unselected_validation(index: Path, params: Params, method: str, area: str) -> LocalizationSamples:
@@ -110,7 +112,7 @@ def main() -> None:
     ap.add_argument("--work", type=Path, help="keep the runs here (default: a temporary folder)")
     ap.add_argument("--out", type=Path, default=REPO / "reports" / "plateau")
     args = ap.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    start_process()                                    # as a stage: its log lines and memory policy
     raw = yaml.safe_load(args.config.read_text())
     base = parse_params(raw, str(args.config))
     if args.variant not in base.distill.variants:
